@@ -1,0 +1,433 @@
+"""RE-Net (Yang & Yin, ACCV 2020): a ResNet-18 whose BatchNorm layers are conditioned on the AU.
+
+* :class:`AUBatchNorm2d` is Eq. 3-5: per-AU running statistics (mu_c, sigma_c^2), per-AU scale and
+  bias (gamma_c, beta_c), and the scale and bias actually applied being their relation-weighted
+  averages gamma_c^G, beta_c^G over all AUs (:class:`renet_core.relation.RelationGraph`).
+* :class:`RENet` composes torchvision's ResNet-18 with that normalisation through its
+  ``norm_layer`` factory. ``model(x, au=k)`` runs the network conditioned on AU k (the paper's
+  training strategy 2); ``model(x)`` evaluates all C conditioned copies in one batched pass (the
+  copies stacked along the batch dimension, AU-major, each BN normalising its own AU's slice).
+* :class:`ResNet18Baseline` is the paper's baseline: plain BatchNorm, one pass, one output per AU.
+
+Choices where the paper is ambiguous are documented in docs/reproduction-notes.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet18
+
+from renet_core.io import torch_save_atomic
+from renet_core.relation import RelationGraph
+
+TASKS = {"occurrence": 1, "intensity": 6}
+KINDS = ("renet", "resnet18")
+HEADS = ("shared", "per_au")
+TEST_STATISTICS = ("running", "batch")
+CHECKPOINT_FORMAT = "renet-checkpoint"
+FEATURE_DIM = 512
+
+ALL_AUS = "all"
+
+
+class AUBatchNorm2d(nn.Module):
+    """AU-conditioned batch normalisation, Eq. 3-5.
+
+    BN(x, c, G) = gamma_c^G * (x - mu_c) / sqrt(sigma_c^2 + eps) + beta_c^G, with
+    gamma_c^G = sum_k w_ck gamma_k / sum_k w_ck (Eq. 5; same for beta).
+
+    ``relation`` is a :class:`RelationGraph` shared by every layer of a network (not registered
+    here; its owner registers it once), a C x C matrix (a fixed graph owned by this layer),
+    ``"learnable"``, or ``"none"``/``None`` (identity graph: Eq. 3 alone).
+
+    Which AU the layer is conditioned on is set by the owning network through ``active_au``: an
+    AU index (input ``[B, F, H, W]`` of that AU) or :data:`ALL_AUS` (input ``[C*B, F, H, W]``, the C
+    AUs' copies stacked AU-major). ``test_statistics="running"`` (default) normalises with each
+    AU's running statistics in eval mode; ``"batch"`` uses the test batch's own statistics.
+    """
+
+    def __init__(self, num_features: int, num_aus: int, relation=None, denominator: str = "signed",
+                 eps: float = 1e-5, momentum: float = 0.1, test_statistics: str = "running"):
+        super().__init__()
+        if test_statistics not in TEST_STATISTICS:
+            raise ValueError(f"test_statistics must be one of {TEST_STATISTICS}, got {test_statistics!r}")
+        self.num_features, self.num_aus = int(num_features), int(num_aus)
+        self.eps, self.momentum, self.test_statistics = eps, momentum, test_statistics
+        self.weight = nn.Parameter(torch.ones(num_aus, num_features))   # gamma_k
+        self.bias = nn.Parameter(torch.zeros(num_aus, num_features))    # beta_k
+        self.register_buffer("running_mean", torch.zeros(num_aus, num_features))
+        self.register_buffer("running_var", torch.ones(num_aus, num_features))
+        if isinstance(relation, RelationGraph):
+            if relation.num_aus != self.num_aus:
+                raise ValueError(f"relation graph has {relation.num_aus} AUs, layer has {num_aus}")
+            object.__setattr__(self, "_shared_graph", relation)   # owner registers it
+        else:
+            mode = relation if isinstance(relation, str) else ("none" if relation is None else "fixed")
+            matrix = None if isinstance(relation, str) or relation is None else relation
+            self.relation = RelationGraph(num_aus, matrix, mode=mode, denominator=denominator)
+        self.active_au: int | str | None = None
+
+    @property
+    def graph(self) -> RelationGraph:
+        return self.__dict__.get("_shared_graph") or self.relation
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma^G, beta^G), each ``[C, F]``: Eq. 5 applied to every AU."""
+        return self.graph.mix(self.weight), self.graph.mix(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        au = self.active_au
+        if au is None:
+            raise RuntimeError("AUBatchNorm2d needs an AU: call the owning network as model(x, au=k) or model(x)")
+        gamma, beta = self.affine()
+        use_batch_stats = self.training or self.test_statistics == "batch"
+        if au != ALL_AUS:
+            keep_running = self.training
+            return F.batch_norm(
+                x,
+                self.running_mean[au] if keep_running or not use_batch_stats else None,
+                self.running_var[au] if keep_running or not use_batch_stats else None,
+                gamma[au], beta[au], use_batch_stats, self.momentum, self.eps)
+        return self._forward_all(x, gamma, beta, use_batch_stats)
+
+    def _forward_all(self, x, gamma, beta, use_batch_stats):
+        """All AUs at once: x is ``[C*B, F, H, W]``, slice c normalised as AU c."""
+        num, feat = self.num_aus, x.shape[1]
+        if x.shape[0] % num:
+            raise ValueError(f"all-AU input batch {x.shape[0]} is not a multiple of the {num} AUs")
+        per_au = x.shape[0] // num
+        if use_batch_stats:
+            var, mean = torch.var_mean(x.view(num, per_au, feat, *x.shape[2:]), dim=(1, 3, 4), correction=0)
+            if self.training:
+                self._update_running(mean, var, per_au * x.shape[2] * x.shape[3])
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = gamma * torch.rsqrt(var + self.eps)
+        shift = beta - mean * scale
+        scale = scale.repeat_interleave(per_au, dim=0)[:, :, None, None]
+        shift = shift.repeat_interleave(per_au, dim=0)[:, :, None, None]
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+    @torch.no_grad()
+    def _update_running(self, mean, var, count):
+        unbiased = var * (count / max(count - 1, 1))
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, num_aus={self.num_aus}, eps={self.eps}, momentum={self.momentum}"
+
+
+class AUHead(nn.Module):
+    """Output layer. ``shared=True``: one linear layer used for every AU (section 3.1 counts only
+    gamma_c and beta_c as AU-specific, so the output layer belongs to the shared parameters);
+    ``shared=False``: a weight vector per AU (the baseline's ``fc``). ``levels`` is 1 for
+    occurrence (a logit) or 6 for intensity (section 4.5)."""
+
+    def __init__(self, in_features: int, num_aus: int, levels: int = 1, shared: bool = False):
+        super().__init__()
+        self.num_aus, self.levels, self.shared = num_aus, levels, shared
+        rows = 1 if shared else num_aus
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(rows, levels, in_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(rows, levels).uniform_(-bound, bound))
+
+    def forward(self, feats: torch.Tensor, au: int | None) -> torch.Tensor:
+        if au is None:   # feats [B, C, F] -> [B, C, L]
+            weight = self.weight.expand(self.num_aus, -1, -1)
+            bias = self.bias.expand(self.num_aus, -1)
+            out = torch.einsum("bcf,clf->bcl", feats, weight) + bias
+        else:            # feats [B, F] -> [B, L]
+            row = 0 if self.shared else au
+            out = F.linear(feats, self.weight[row], self.bias[row])
+        return out.squeeze(-1) if self.levels == 1 else out
+
+
+class _AUModel(nn.Module):
+    """What RE-Net and the baseline share: AU bookkeeping and the output convention."""
+
+    kind = ""
+
+    def __init__(self, aus: Sequence[int], task: str):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
+        aus = [int(a) for a in aus]
+        if not aus or len(set(aus)) != len(aus):
+            raise ValueError(f"aus must be a non-empty list of distinct AU numbers, got {aus}")
+        self.aus, self.task, self.levels = aus, task, TASKS[task]
+
+    @property
+    def num_aus(self) -> int:
+        return len(self.aus)
+
+    def au_index(self, au: int) -> int:
+        index = int(au)
+        if not 0 <= index < self.num_aus:
+            raise IndexError(f"au={au} is not an index into the model's {self.num_aus} AUs {self.aus}")
+        return index
+
+    def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
+        """Logits: ``[B]``/``[B, 6]`` for ``au=k``; ``[B, C]``/``[B, C, 6]`` for all AUs."""
+        raise NotImplementedError
+
+
+class RENet(_AUModel):
+    """RE-Net: torchvision's ResNet-18 with every BatchNorm replaced by :class:`AUBatchNorm2d`
+    sharing one :class:`RelationGraph` (section 4.3)."""
+
+    kind = "renet"
+
+    def __init__(self, aus: Sequence[int], task: str = "occurrence", relation=None,
+                 relation_mode: str = "fixed", denominator: str | None = None, head: str = "shared",
+                 test_statistics: str = "running", seed: int | None = None):
+        super().__init__(aus, task)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        denominator = denominator or ("abs" if relation_mode == "learnable" else "signed")
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.relation = RelationGraph(self.num_aus, relation, relation_mode, denominator, generator)
+        self.options = {"relation_mode": relation_mode, "denominator": denominator, "head": head,
+                        "test_statistics": test_statistics}
+        norm = functools.partial(AUBatchNorm2d, num_aus=self.num_aus, relation=self.relation,
+                                 test_statistics=test_statistics)
+        self.backbone = resnet18(norm_layer=norm)
+        self.backbone.fc = nn.Identity()
+        self.head = AUHead(FEATURE_DIM, self.num_aus, self.levels, shared=head == "shared")
+        self._norms = [m for m in self.backbone.modules() if isinstance(m, AUBatchNorm2d)]
+
+    @contextlib.contextmanager
+    def _conditioned(self, au):
+        for norm in self._norms:
+            norm.active_au = au
+        try:
+            yield
+        finally:
+            for norm in self._norms:
+                norm.active_au = None
+
+    def features(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
+        """Pooled features: ``[B, 512]`` conditioned on AU ``au``, or ``[B, C, 512]`` for all AUs
+        (one batched pass; the stem convolution, which precedes any BN, is computed once)."""
+        net, batch = self.backbone, x.shape[0]
+        x = net.conv1(x)
+        if au is None:
+            x = x.repeat(self.num_aus, 1, 1, 1)
+            mode = ALL_AUS
+        else:
+            mode = self.au_index(au)
+        with self._conditioned(mode):
+            x = net.maxpool(net.relu(net.bn1(x)))
+            x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+            x = torch.flatten(net.avgpool(x), 1)
+        if au is None:
+            x = x.view(self.num_aus, batch, -1).transpose(0, 1)
+        return x
+
+    def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
+        index = None if au is None else self.au_index(au)
+        return self.head(self.features(x, index), index)
+
+    @torch.no_grad()
+    def derive_unseen_aus(self, indices: Iterable[int], stats_rule: str = "positive") -> None:
+        """Prepare AUs whose labels were never seen in training (section 4.6, Table 6).
+
+        Their scale and bias come from Eq. 4-5 in the forward pass as for any AU (the relation row
+        of an unseen AU mixes the trained AUs' gamma_k, beta_k). What training never produced is
+        their BN statistics, which are only updated when an AU is run: they are set to the
+        average of the trained AUs' statistics weighted by max(w_uk, 0) (``stats_rule="positive"``,
+        falling back to the plain mean where a row has no positive weight to a trained AU), or by
+        the plain mean (``"uniform"``). With a per-AU output layer the unseen AU's output weights
+        are derived by the same Eq. 5 average over trained AUs.
+        """
+        unseen = sorted({self.au_index(i) for i in indices})
+        trained = [k for k in range(self.num_aus) if k not in unseen]
+        if not unseen:
+            return
+        if not trained:
+            raise ValueError("every AU is marked unseen: nothing to transfer from")
+        if stats_rule not in ("positive", "uniform"):
+            raise ValueError(f"stats_rule must be 'positive' or 'uniform', got {stats_rule!r}")
+        weights = self.relation.edge_weights()[unseen][:, trained].clamp(min=0)
+        if stats_rule == "uniform":
+            weights = torch.ones_like(weights)
+        empty = weights.sum(1) <= 0
+        weights[empty] = 1.0
+        weights = weights / weights.sum(1, keepdim=True)
+        for norm in self._norms:
+            norm.running_mean[unseen] = weights @ norm.running_mean[trained]
+            norm.running_var[unseen] = weights @ norm.running_var[trained]
+        if not self.head.shared:
+            mix = self.relation.mixing_matrix()[unseen][:, trained]
+            mix = mix / mix.sum(1, keepdim=True).where(mix.sum(1, keepdim=True).abs() > 1e-6,
+                                                      torch.ones_like(mix[:, :1]))
+            self.head.weight[unseen] = torch.einsum("ut,tlf->ulf", mix, self.head.weight[trained])
+            self.head.bias[unseen] = mix @ self.head.bias[trained]
+
+
+class ResNet18Baseline(_AUModel):
+    """The paper's baseline (Tables 1-8, "ResNet18"): torchvision ResNet-18 with plain BatchNorm,
+    one pass for all AUs and one output per AU (6 levels per AU for intensity)."""
+
+    kind = "resnet18"
+
+    def __init__(self, aus: Sequence[int], task: str = "occurrence"):
+        super().__init__(aus, task)
+        self.options = {}
+        self.backbone = resnet18()
+        self.backbone.fc = nn.Identity()
+        self.head = AUHead(FEATURE_DIM, self.num_aus, self.levels, shared=False)
+
+    def features(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
+        """Pooled features ``[B, 512]``: one representation for every AU (Fig. 3)."""
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
+        feats = self.features(x)
+        out = self.head(feats.unsqueeze(1).expand(-1, self.num_aus, -1), None)
+        return out if au is None else out[:, self.au_index(au)]
+
+
+def build_model(kind: str, aus: Sequence[int], task: str = "occurrence", relation=None,
+                relation_mode: str = "fixed", pretrained: str | os.PathLike | None = None,
+                denominator: str | None = None, head: str = "shared",
+                test_statistics: str = "running", seed: int | None = None) -> _AUModel:
+    """Build RE-Net (``kind="renet"``) or the ResNet-18 baseline (``kind="resnet18"``).
+
+    ``relation``: the C x C PCC matrix for ``relation_mode="fixed"`` (Eq. 5); ignored by the
+    baseline. ``pretrained``: None (random init), a path to a torchvision ResNet-18 state_dict
+    (loaded with ``weights_only=True``), or ``"imagenet"`` to download torchvision's ImageNet
+    weights (the user's opt-in; never used by the tests). With pretrained weights every AU's
+    gamma, beta and statistics start from the pretrained BN's values.
+    """
+    if kind == "renet":
+        model = RENet(aus, task, relation, relation_mode, denominator, head, test_statistics, seed)
+    elif kind == "resnet18":
+        model = ResNet18Baseline(aus, task)
+    else:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if pretrained is not None:
+        load_imagenet_backbone(model, _pretrained_state_dict(pretrained))
+    return model
+
+
+def _pretrained_state_dict(pretrained) -> dict:
+    if str(pretrained).lower() == "imagenet":
+        from torchvision.models import ResNet18_Weights
+        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"could not read pretrained weights from {path}: expected a torchvision "
+                         f"resnet18 state_dict saved with torch.save ({exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "conv1.weight" not in state:
+        raise ValueError(f"{path} does not hold a torchvision resnet18 state_dict (no 'conv1.weight')")
+    return state
+
+
+@torch.no_grad()
+def load_imagenet_backbone(model: _AUModel, state: dict) -> None:
+    """Copy a torchvision ResNet-18 state_dict into ``model.backbone`` (the classifier ``fc`` is
+    dropped). For RE-Net, each BN's weight, bias and running statistics are copied to every AU."""
+    target = model.backbone.state_dict()
+    missing = []
+    for name, value in target.items():
+        if name not in state:
+            missing.append(name)
+            continue
+        source = state[name]
+        if value.shape == source.shape:
+            value.copy_(source)
+        elif value.dim() == 2 and source.dim() == 1 and value.shape[1] == source.shape[0]:
+            value.copy_(source.unsqueeze(0).expand_as(value))   # one row per AU
+        else:
+            raise ValueError(f"pretrained tensor {name} has shape {tuple(source.shape)}, "
+                             f"model expects {tuple(value.shape)}")
+    if missing:
+        raise ValueError(f"pretrained state_dict lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _plain(config):
+    """Config as JSON-safe primitives, so that ``weights_only=True`` loading accepts it."""
+    if config is None:
+        return None
+    if hasattr(config, "__dataclass_fields__"):
+        import dataclasses
+        config = dataclasses.asdict(config)
+    return json.loads(json.dumps(config, default=str))
+
+
+def save_checkpoint(path, model: _AUModel, config=None, **extra) -> Path:
+    """Write weights, AU list, task, relation matrix, model options and config atomically.
+
+    ``extra`` (optimizer state, epoch, RNG state, ...) must consist of tensors, numbers,
+    strings, lists and dicts, since :func:`load_checkpoint` uses ``weights_only=True``.
+    """
+    model = getattr(model, "module", model)   # unwrap DDP
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": model.kind,
+        "aus": list(model.aus),
+        "task": model.task,
+        "options": dict(model.options),
+        "relation": model.relation.edge_weights().detach().cpu() if model.kind == "renet" else None,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": _plain(config),
+    }
+    clash = set(extra) & set(payload)
+    if clash:
+        raise ValueError(f"extra checkpoint keys clash with reserved ones: {sorted(clash)}")
+    payload.update(extra)
+    return torch_save_atomic(payload, path)
+
+
+def read_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint payload (``weights_only=True``), with clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt?): {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a renet_core checkpoint (expected a dict with "
+                         f"format={CHECKPOINT_FORMAT!r})")
+    return payload
+
+
+def load_checkpoint(path, aus: Sequence[int] | None = None, map_location="cpu"):
+    """Rebuild the model stored in ``path``; returns ``(model, payload)``.
+
+    ``aus``, when given, must equal the checkpoint's AU list (order included): a model trained
+    for other AUs would silently answer for the wrong ones.
+    """
+    payload = read_checkpoint(path, map_location)
+    if aus is not None and [int(a) for a in aus] != payload["aus"]:
+        raise ValueError(f"checkpoint {path} was trained for AUs {payload['aus']}, "
+                         f"but AUs {list(aus)} were requested")
+    options = dict(payload.get("options") or {})
+    model = build_model(payload["kind"], payload["aus"], payload["task"],
+                        relation=payload.get("relation"), **options)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not match the model it describes: {exc}") from exc
+    return model.to(map_location) if map_location is not None else model, payload
