@@ -1,0 +1,144 @@
+"""A tidy, crash-safe store of experiment results.
+
+Layout under one results root (e.g. ``results/demo``)::
+
+    results.csv                one row per (dataset, task, method, fold, au, metric, seed)
+    runs/<config_hash>/        one folder per run (a config and its fold)
+        config.json            the full config that produced it
+        last.pt, best.pt       checkpoints (resume; the selected model)
+        predictions.npz        test-set labels, scores and predictions (tables and t-SNE are
+                               rebuilt from these without retraining)
+        done.json              written last: the run is finished and is skipped next time
+
+Every file is written atomically (``renet_core.io``). Writing the same row twice replaces it
+(rows are keyed by ``KEY_COLUMNS``), so re-running a grid never duplicates results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path, to_csv_atomic, write_text_atomic
+
+KEY_COLUMNS = ["dataset", "task", "method", "fold", "au", "metric", "seed"]
+COLUMNS = KEY_COLUMNS + [
+    "value",
+    "config_hash",
+    "package_version",
+    "data_source",
+    "synthetic",
+    "profile",
+    "n_test",
+    "epochs_trained",
+]
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (POSIX ``flock``; a no-op where unavailable)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: runs in one process at a time there
+        yield
+        return
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ResultsStore:
+    """Results, predictions and checkpoints of many runs under one ``root`` folder."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.csv = self.root / "results.csv"
+
+    # -- per-run folders ------------------------------------------------------------------
+    def run_dir(self, config_hash: str) -> Path:
+        return self.root / "runs" / config_hash
+
+    def is_done(self, config_hash: str) -> bool:
+        return (self.run_dir(config_hash) / "done.json").exists()
+
+    def mark_done(self, config_hash: str, summary: dict) -> None:
+        write_text_atomic(self.run_dir(config_hash) / "done.json", json.dumps(summary, indent=2, default=str))
+
+    def done_summary(self, config_hash: str) -> dict:
+        return json.loads((self.run_dir(config_hash) / "done.json").read_text())
+
+    def save_config(self, config_hash: str, config: dict) -> None:
+        write_text_atomic(self.run_dir(config_hash) / "config.json", json.dumps(config, indent=2, default=str))
+
+    # -- predictions ----------------------------------------------------------------------
+    def save_predictions(self, config_hash: str, **arrays) -> Path:
+        """Save test-set arrays (labels with NaN, scores, predictions, ids, features) as .npz."""
+        target = self.run_dir(config_hash) / "predictions.npz"
+        with atomic_path(target, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        return target
+
+    def load_predictions(self, config_hash: str) -> dict:
+        path = self.run_dir(config_hash) / "predictions.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"no saved predictions for run {config_hash}: {path} is missing")
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    # -- the tidy table -------------------------------------------------------------------
+    def load(self) -> pd.DataFrame:
+        """All result rows (an empty frame with the right columns if there are none)."""
+        if not self.csv.exists():
+            return pd.DataFrame(columns=COLUMNS)
+        try:
+            return pd.read_csv(self.csv)
+        except Exception as exc:  # pragma: no cover - a hand-edited or foreign file
+            raise ValueError(f"{self.csv} is not a readable results CSV ({exc}); expected columns {COLUMNS}") from exc
+
+    def add_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Merge ``rows`` into results.csv atomically; a row with an existing key replaces it."""
+        missing = [c for c in KEY_COLUMNS + ["value"] if c not in rows.columns]
+        if missing:
+            raise ValueError(f"result rows lack columns {missing}")
+        with _locked(self.root / ".results.lock"):
+            old = self.load()
+            merged = pd.concat([old, rows], ignore_index=True) if len(old) else rows.copy()
+            key = merged[KEY_COLUMNS].astype(str).agg("|".join, axis=1)
+            merged = merged[~key.duplicated(keep="last")].reset_index(drop=True)
+            cols = [c for c in COLUMNS if c in merged.columns] + [c for c in merged.columns if c not in COLUMNS]
+            to_csv_atomic(merged[cols], self.csv)
+        return merged
+
+
+def per_fold_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """The per-fold "Avg": mean over AUs of each (dataset, task, method, seed, metric, fold)."""
+    group = ["dataset", "task", "method", "seed", "metric", "fold"]
+    return rows.groupby(group, as_index=False)["value"].mean()
+
+
+def summary_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A paper-style table for one metric: one row per method, a column per AU, and "Avg".
+
+    AU columns are means over folds; "Avg" is the mean over folds of the per-fold mean over AUs
+    (``renet_core.metrics.paper_average``). ``rows`` should hold one dataset and task.
+    """
+    sel = rows[rows["metric"] == metric]
+    if sel.empty:
+        return pd.DataFrame()
+    per_au = sel.groupby(["method", "au"])["value"].mean().unstack("au")
+    per_au.columns = [f"AU{int(c)}" for c in per_au.columns]
+    fold_avg = per_fold_means(sel).groupby("method")["value"].mean()
+    per_au["Avg"] = fold_avg
+    per_au["folds"] = sel.groupby("method")["fold"].nunique()
+    return per_au

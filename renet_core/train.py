@@ -1,0 +1,258 @@
+"""The training and evaluation loop (section 4.3), small enough to read in one sitting.
+
+* Loss: Eq. 6, binary cross-entropy per AU (occurrence), or cross-entropy over the 6 intensity
+  levels (section 4.5); frames whose label is unknown are masked out of an AU's loss.
+* Strategies (section 3.4): ``"one"`` picks one random AU per batch and runs ``model(x, au=k)``
+  (the paper's default); ``"all"`` runs ``model(x)`` and sums the per-AU losses. The ResNet-18
+  baseline always uses one pass over all AUs.
+* Adam, lr 1e-4, batch 100 (section 4.3); early stopping on a subject-exclusive validation split
+  (mean validation F1 over AUs, or mean ICC(3,1) for intensity) with ``patience`` epochs.
+* A checkpoint after every epoch (``last.pt``: weights, optimizer, epoch, early-stopping state,
+  RNG state) and of the best epoch (``best.pt``). Every epoch's randomness (shuffling, random
+  AU choice, augmentation) is seeded from (seed, epoch), so a run resumed from ``last.pt`` ends
+  exactly where an uninterrupted run ends (on the CPU).
+* A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
+  the last good epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from tqdm.auto import tqdm
+
+from . import ddp, metrics
+from .model import read_checkpoint, save_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ------------------------------------------------------------------------ batches and devices
+
+def autocast(device: torch.device, amp: str):
+    """Mixed precision on CUDA: bf16 where supported ("auto"/"bf16"), fp16 ("fp16"), or off."""
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def to_device(batch, device: torch.device, channels_last: bool):
+    images, target, mask = batch
+    non_blocking = device.type == "cuda"
+    images = images.to(device, non_blocking=non_blocking)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, target.to(device, non_blocking=non_blocking), mask.to(device, non_blocking=non_blocking)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (run seed, epoch): shuffling, AU choice and augmentation of that epoch."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
+
+
+def train_loader(dataset: Dataset, cfg, epoch: int, info: ddp.DistInfo, pin: bool) -> DataLoader:
+    """Shuffled batches for one epoch; ``cfg.steps_per_epoch`` caps the number of batches."""
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+    drop_last = len(dataset) > cfg.batch_size
+    if info.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+    else:
+        n = len(dataset) if not cfg.steps_per_epoch else cfg.steps_per_epoch * cfg.batch_size
+        sampler = RandomSampler(dataset, num_samples=n, generator=generator)
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last,
+                      num_workers=cfg.num_workers, pin_memory=pin, generator=generator,
+                      persistent_workers=False)
+
+
+def eval_loader(dataset: Dataset, cfg, pin: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=cfg.eval_batch_size or cfg.batch_size, shuffle=False,
+                      num_workers=cfg.num_workers, pin_memory=pin)
+
+
+# ----------------------------------------------------------------------------------- losses
+
+def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
+    """Mean loss of one AU over the frames whose label is known (Eq. 6 for occurrence)."""
+    logits, target = logits[mask], target[mask]
+    if task == "occurrence":
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+    return F.cross_entropy(logits.float(), target.round().long().clamp(0, logits.shape[-1] - 1))
+
+
+def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator: torch.Generator):
+    """The training loss of one batch, or None when no trainable AU has a known label in it.
+
+    ``trainable`` are the AU columns that may be learned (all but ``cfg.holdout_aus``).
+    """
+    known = [k for k in trainable if bool(mask[:, k].any())]
+    if not known:
+        return None
+    kind = ddp.unwrap(model).kind
+    if kind == "renet" and cfg.strategy == "one":
+        k = known[int(torch.randint(len(known), (1,), generator=generator))]
+        return masked_loss(model(images, au=k), target[:, k], mask[:, k], cfg.task)
+    out = model(images)  # [B, C] or [B, C, 6]: all AUs in one pass (strategy 1; the baseline)
+    return sum(masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in known)
+
+
+def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 1)
+    channels_last = device.type == "cuda" and cfg.channels_last
+    total, steps = 0.0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not (cfg.progress and info.is_main))
+    for step, batch in enumerate(bar):
+        if cfg.steps_per_epoch and step >= cfg.steps_per_epoch:
+            break
+        images, target, mask = to_device(batch, device, channels_last)
+        with autocast(device, cfg.amp):
+            loss = batch_loss(model, images, target, mask, cfg, trainable, generator)
+        if loss is None:
+            continue
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the run "
+                f"stopped and its last checkpoint (end of epoch {epoch}) is kept. Try a lower lr or amp='off'."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, steps = total + loss.item(), steps + 1
+        bar.set_postfix(loss=f"{total / steps:.4f}")
+    return total / max(steps, 1)
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def predict(model, loader, device, cfg, desc: str = "eval") -> dict:
+    """Run all AUs on every frame (section 4.3: "use all of the AUs for validation and testing").
+
+    Returns ``y_true`` [N, C] (NaN = unknown) and ``scores``: probabilities [N, C] for
+    occurrence, raw logits [N, C, 6] for intensity.
+    """
+    model = ddp.unwrap(model)
+    model.eval()
+    channels_last = device.type == "cuda" and cfg.channels_last
+    truth, scores = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not cfg.progress):
+        images, target, mask = to_device(batch, device, channels_last)
+        with autocast(device, cfg.amp):
+            out = model(images).float()
+        truth.append(torch.where(mask, target.float(), torch.nan).cpu())
+        scores.append((torch.sigmoid(out) if cfg.task == "occurrence" else out).cpu())
+    return {"y_true": torch.cat(truth).numpy().astype(np.float64),
+            "scores": torch.cat(scores).numpy().astype(np.float32)}
+
+
+def score_predictions(pred: dict, cfg) -> dict[str, np.ndarray]:
+    """Per-AU metrics (section 4.2): F1 for occurrence; ICC(3,1) and MAE for intensity."""
+    if cfg.task == "occurrence":
+        return {"f1": metrics.f1_per_au(pred["y_true"], pred["scores"], threshold=cfg.threshold)}
+    y_pred = metrics.decode_intensity(pred["scores"], cfg.intensity_rule)
+    return {"icc": metrics.icc3_1(pred["y_true"], y_pred), "mae": metrics.mae(pred["y_true"], y_pred)}
+
+
+def validation_score(pred: dict, cfg, trainable: list[int]) -> float:
+    """The early-stopping criterion: mean F1 (occurrence) or mean ICC(3,1) (intensity) over the
+    trainable AUs; higher is better; NaN counts as -inf."""
+    per_au = score_predictions(pred, cfg)["f1" if cfg.task == "occurrence" else "icc"][trainable]
+    value = float(np.nanmean(per_au)) if not np.isnan(per_au).all() else -math.inf
+    return value
+
+
+# ------------------------------------------------------------------------------- checkpoints
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore(model, optimizer, path: Path) -> dict:
+    """Load ``last.pt`` into ``model`` and ``optimizer``; returns the saved training state."""
+    payload = read_checkpoint(path)
+    try:
+        ddp.unwrap(model).load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); "
+                         f"delete it to restart the run from scratch") from exc
+    torch.set_rng_state(payload["rng"]["torch"])
+    return payload["train_state"]
+
+
+def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, device: torch.device,
+        info: ddp.DistInfo = ddp.DistInfo(), on_epoch_end: Callable[[int, dict], None] | None = None):
+    """Train ``model`` (Adam, early stopping); resume from ``run_dir/last.pt`` if it exists.
+
+    Leaves the best epoch's weights in ``model`` (the last epoch's if there is no validation
+    set) and returns the list of per-epoch records (loss, validation score, seconds).
+    """
+    run_dir = Path(run_dir)
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    trainable = [k for k, au in enumerate(ddp.unwrap(model).aus) if au not in set(cfg.holdout_aus or [])]
+    if not trainable:
+        raise ValueError(f"every AU of {ddp.unwrap(model).aus} is held out: nothing to train")
+    pin = device.type == "cuda"
+    wrapped = ddp.wrap(model, info, device)
+    optimizer = torch.optim.Adam(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if last.exists():
+        state = _restore(model, optimizer, last)
+        if info.is_main:
+            tqdm.write(f"resuming {run_dir.name} after epoch {state['epoch']} (best {state['best_score']:.4f} "
+                       f"at epoch {state['best_epoch']})")
+    stop = state["bad_epochs"] >= cfg.patience and val_set is not None
+    val_loader = eval_loader(val_set, cfg, pin) if val_set is not None and len(val_set) else None
+    while state["epoch"] < cfg.epochs and not stop:
+        epoch, start = state["epoch"], time.time()
+        torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # augmentation in the main process
+        loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
+                           epoch, device, trainable, info)
+        record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0}
+        improved = True
+        if info.is_main and val_loader is not None:
+            record["val"] = validation_score(predict(model, val_loader, device, cfg, "validate"), cfg, trainable)
+            improved = record["val"] > state["best_score"]
+        record["seconds"] = time.time() - start
+        state["epoch"] = epoch + 1
+        state["history"].append(record)
+        if improved:
+            state.update(best_score=record["val"] if val_loader is not None else -math.inf,
+                         best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        stop = ddp.broadcast_flag(val_loader is not None and state["bad_epochs"] >= cfg.patience, info)
+        if info.is_main:
+            if improved:
+                save_checkpoint(best, model, cfg, epoch=epoch + 1)
+            save_checkpoint(last, model, cfg, optimizer=optimizer.state_dict(), train_state=state,
+                            rng=_rng_state(), epoch=epoch + 1)
+            name = "val F1" if cfg.task == "occurrence" else "val ICC"
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss:.4f}  {name} {record['val']:.4f}  "
+                       f"(best {state['best_score']:.4f} @ {state['best_epoch']})  {record['seconds']:.1f}s")
+        ddp.barrier(info)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, state)
+    ddp.assert_replicas_in_sync(wrapped, info)
+    if best.exists():
+        ddp.unwrap(model).load_state_dict(read_checkpoint(best)["state_dict"])
+    return state["history"]
