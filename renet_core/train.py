@@ -87,7 +87,10 @@ def eval_loader(dataset: Dataset, cfg, pin: bool) -> DataLoader:
 # ----------------------------------------------------------------------------------- losses
 
 def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
-    """Mean loss of one AU over the frames whose label is known (Eq. 6 for occurrence)."""
+    """Mean loss of one AU over the frames whose label is known (Eq. 6 for occurrence); zero
+    (still attached to the graph, as DDP needs) when no frame of the batch has a known label."""
+    if not bool(mask.any()):
+        return logits.float().sum() * 0.0
     logits, target = logits[mask], target[mask]
     if task == "occurrence":
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
@@ -95,19 +98,16 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
 
 
 def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator: torch.Generator):
-    """The training loss of one batch, or None when no trainable AU has a known label in it.
+    """The training loss of one batch (Eq. 6: summed over AUs, averaged over frames).
 
-    ``trainable`` are the AU columns that may be learned (all but ``cfg.holdout_aus``).
+    ``trainable`` are the AU columns that may be learned (all but ``cfg.holdout_aus``). With
+    strategy "one" the AU is drawn from ``generator``, which every DDP process seeds alike.
     """
-    known = [k for k in trainable if bool(mask[:, k].any())]
-    if not known:
-        return None
-    kind = ddp.unwrap(model).kind
-    if kind == "renet" and cfg.strategy == "one":
-        k = known[int(torch.randint(len(known), (1,), generator=generator))]
+    if ddp.unwrap(model).kind == "renet" and cfg.strategy == "one":
+        k = trainable[int(torch.randint(len(trainable), (1,), generator=generator))]
         return masked_loss(model(images, au=k), target[:, k], mask[:, k], cfg.task)
     out = model(images)  # [B, C] or [B, C, 6]: all AUs in one pass (strategy 1; the baseline)
-    return sum(masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in known)
+    return sum(masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in trainable)
 
 
 def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info) -> float:
@@ -123,8 +123,6 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
             loss = batch_loss(model, images, target, mask, cfg, trainable, generator)
-        if loss is None:
-            continue
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the run "
