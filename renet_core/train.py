@@ -43,9 +43,14 @@ def autocast(device: torch.device, amp: str):
     """Mixed precision on CUDA: bf16 where supported ("auto"/"bf16"), fp16 ("fp16"), or off."""
     if device.type != "cuda" or amp == "off":
         return contextlib.nullcontext()
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+    if uses_fp16(device, amp):
         return torch.autocast("cuda", dtype=torch.float16)
     return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def uses_fp16(device: torch.device, amp: str) -> bool:
+    """fp16 autocast (which needs loss scaling) rather than bf16 or full precision."""
+    return device.type == "cuda" and (amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()))
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
@@ -115,6 +120,7 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
     model.train()
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 1)
     channels_last = device.type == "cuda" and cfg.channels_last
+    scaler = torch.amp.GradScaler("cuda", enabled=uses_fp16(device, cfg.amp))
     total, steps = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not (cfg.progress and info.is_main))
     for step, batch in enumerate(bar):
@@ -129,8 +135,9 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
                 f"stopped and its last checkpoint (end of epoch {epoch}) is kept. Try a lower lr or amp='off'."
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total, steps = total + loss.item(), steps + 1
         bar.set_postfix(loss=f"{total / steps:.4f}")
     return total / max(steps, 1)
