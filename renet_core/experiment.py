@@ -62,6 +62,7 @@ class ExperimentConfig:
     image_size: int = 224                 # crop fed to the network (paper: 224 from 256)
     duplicate_aus: list[int] | None = None  # Table 8 augmentation, e.g. [1, 2, 15, 23, 24]
     val_fraction: float = 0.15            # share of training subjects held out for early stopping
+    val_max_frames: int | None = None     # evenly spaced subset of the validation frames (CPU demos)
     # model
     model: str = "renet"                  # "renet" | "resnet18"
     relation_mode: str = "fixed"          # "fixed" | "learnable" | "none"
@@ -243,6 +244,14 @@ def subject_split(frames: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.
     return frames[~is_val].reset_index(drop=True), frames[is_val].reset_index(drop=True)
 
 
+def thin_frames(frames: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """At most ``limit`` frames, evenly spaced (so every subject and task stays represented)."""
+    if not limit or len(frames) <= limit:
+        return frames
+    keep = np.unique(np.linspace(0, len(frames) - 1, int(limit)).round().astype(int))
+    return frames.iloc[keep].reset_index(drop=True)
+
+
 def load_splits(cfg: ExperimentConfig) -> Splits:
     """Prepare (align and cache) the dataset and cut it into train / validation / test."""
     from . import data
@@ -252,6 +261,7 @@ def load_splits(cfg: ExperimentConfig) -> Splits:
     index = data.prepare(cfg.dataset, root, cache, size=crop_size(cfg.image_size), progress=cfg.progress)
     train, test = data.split(index, cfg.fold)
     train, val = subject_split(train, cfg.val_fraction, cfg.seed)
+    val = thin_frames(val, cfg.val_max_frames)
     synthetic = bool(index.attrs.get("synthetic", False))
     return Splits(train, val, test, data.describe_source(index), synthetic)
 

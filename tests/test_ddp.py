@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     cfg = toy_config(Path({tmp!r}), model="renet", epochs=2, device="cpu")
     result = run(cfg, splits=toy_splits(), dataset_factory=toy_factory)
     import os
-    print("rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"], "rows", len(result.rows), flush=True)
+    Path({tmp!r}, "rank" + os.environ["RANK"]).write_text(f"{{os.environ['WORLD_SIZE']}} {{len(result.rows)}}")
     """
 )
 
@@ -41,8 +41,27 @@ def test_ddp_two_gloo_processes_train_one_run(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     # both processes trained; only rank 0 evaluated and wrote the 3 AU rows
-    assert "rank 0 of 2 rows 3" in out and "rank 1 of 2 rows 0" in out, out[-3000:]
+    assert (tmp_path / "rank0").read_text() == "2 3" and (tmp_path / "rank1").read_text() == "2 0"
     rows = pd.read_csv(tmp_path / "results" / "results.csv")
     assert len(rows) == 3 and rows["value"].notna().all()
     # the run finished its 2 epochs (assert_replicas_in_sync ran at the end of fit on both ranks)
-    assert out.count("epoch 2/2") == 1
+    from renet_core.model import read_checkpoint
+
+    last = read_checkpoint(next((tmp_path / "results" / "runs").glob("*/last.pt")))
+    assert last["epoch"] == 2 and [h["epoch"] for h in last["train_state"]["history"]] == [1, 2]
+
+
+def test_spread_runs_one_per_slot_reports_each_exit_code(tmp_path):
+    from renet_core.ddp import spread_runs
+
+    fake = tmp_path / "fake_python"  # stands in for `python`: records its GPU slot, fails on "bad"
+    fake.write_text('#!/bin/sh\necho "gpu=$CUDA_VISIBLE_DEVICES args=$*"\ncase "$*" in *bad*) exit 3;; esac\n')
+    fake.chmod(0o755)
+    configs = [tmp_path / f"{name}.yaml" for name in ("a", "bad", "c")]
+    for cfg in configs:
+        cfg.write_text("{}\n")
+    codes = spread_runs(configs, gpus=["0", "1"], python=str(fake), poll_s=0.05)
+    assert codes == [0, 3, 0]
+    logs = [cfg.with_suffix(".log").read_text() for cfg in configs]
+    assert all("train --config" in log for log in logs)
+    assert {log.split()[0] for log in logs} <= {"gpu=0", "gpu=1"}
