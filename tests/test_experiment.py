@@ -204,3 +204,21 @@ def test_config_from_dict_and_yaml(tmp_path):
     assert loaded.resolved_aus() == [6, 10, 12, 14, 17]
     assert loaded.config_hash() == loaded.replace(device="cpu", results_dir="elsewhere").config_hash()
     assert loaded.config_hash() != loaded.replace(seed=1).config_hash()
+
+
+def test_cli_config_precedence(tmp_path):
+    from renet_core.__main__ import build_config, parse_args
+    from renet_core.profiles import get_profile
+
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: disfa\nlr: 0.01\nepochs: 7\n")
+    args = parse_args(["train", "--profile", "smoke", "--config", str(path), "--fold", "2",
+                       "--set", "epochs=3", "--set", "holdout_aus=[4]", "--model", "renet"])
+    cfg = build_config(args)
+    smoke = get_profile("smoke")
+    assert (cfg.dataset, cfg.fold, cfg.lr, cfg.epochs, cfg.holdout_aus) == ("disfa", 2, 0.01, 3, [4])
+    assert cfg.image_size == smoke["image_size"] and cfg.synth_size == "smoke" and cfg.profile == "smoke"
+    with pytest.raises(SystemExit, match="bad config"):
+        build_config(parse_args(["train", "--set", "fold=9"]))
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
