@@ -1,0 +1,124 @@
+"""``AUDataset``: the training/testing inputs of section 4.3 over prepared crops.
+
+Paper section 4.3: faces "aligned and cropped to the size of 256x256 ..., randomly cropped to
+224x224 for training, and center-cropping for testing. Random horizontal flip is also applied
+during training." Section 4.6: frames positive for the rare AUs (AU1, AU2, AU15, AU23, AU24 on
+BP4D) are duplicated once (``duplicate_aus``).
+
+Crops are decoded with OpenCV and augmented with plain tensor slicing, so an item costs one JPEG
+decode (or nothing with ``in_memory=True``, which decodes every crop once up front: meant for
+small demo sets). If the cache size differs from ``round(image_size * 256 / 224)`` the crop is
+resized to it first, keeping the paper's 256:224 ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from renet_core.data.labels import int_col, occ_col
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+RARE_AUS_BP4D = [1, 2, 15, 23, 24]
+
+
+def resize_size(image_size: int) -> int:
+    """Side of the resized crop before the random/centre crop: 256 for 224 (section 4.3)."""
+    return int(round(image_size * 256 / 224))
+
+
+def read_crop(path: str, side: int) -> np.ndarray:
+    """RGB uint8 ``side x side`` array of a cached crop."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{path}: cached crop missing or unreadable; run prepare() again")
+    if image.shape[0] != side or image.shape[1] != side:
+        shrink = image.shape[0] > side
+        image = cv2.resize(image, (side, side),
+                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class AUDataset(Dataset):
+    """Items ``(image [3,S,S] float ImageNet-normalised, target [C] float, mask [C] bool)``.
+
+    ``frames``: rows with a ``crop`` column (from :func:`renet_core.data.prepare`); ``aus``: AU
+    numbers (columns ``AU<n>`` for ``task="occurrence"``, ``AU<n>_int`` for ``"intensity"``).
+    Unknown labels (NaN) have target 0 and mask False.
+    """
+
+    def __init__(self, frames: pd.DataFrame, aus, task: str = "occurrence", train: bool = False,
+                 image_size: int = 224, duplicate_aus=None, in_memory: bool = False,
+                 progress: bool = False):
+        if task not in ("occurrence", "intensity"):
+            raise ValueError(f"task must be 'occurrence' or 'intensity', got {task!r}")
+        if "crop" not in frames.columns:
+            raise ValueError("frames have no 'crop' column: run renet_core.data.prepare first")
+        self.aus = [int(a) for a in aus]
+        self.task, self.train, self.image_size = task, bool(train), int(image_size)
+        self.side = resize_size(self.image_size)
+        columns = [occ_col(a) if task == "occurrence" else int_col(a) for a in self.aus]
+        missing = [c for c in columns if c not in frames.columns]
+        if missing:
+            raise KeyError(f"label columns {missing} not in frames (have "
+                           f"{[c for c in frames.columns if c.startswith('AU')]})")
+        labels = frames[columns].to_numpy(dtype=np.float32)
+        self.crops = frames["crop"].astype(str).tolist()
+        self.mask = torch.from_numpy(~np.isnan(labels))
+        self.targets = torch.from_numpy(np.nan_to_num(labels, nan=0.0))
+        self.positions = np.arange(len(frames))
+        if duplicate_aus:
+            self.positions = np.concatenate(
+                [self.positions, np.flatnonzero(positive_for_any(frames, duplicate_aus))])
+        self.images = None
+        if in_memory:
+            self.images = self._decode_all(progress)
+
+    def _decode_all(self, progress: bool) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        out = torch.empty((len(self.crops), self.side, self.side, 3), dtype=torch.uint8)
+        for i, path in enumerate(tqdm(self.crops, desc="decode crops", disable=not progress)):
+            out[i] = torch.from_numpy(read_crop(path, self.side))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, item: int):
+        i = int(self.positions[item])
+        if self.images is not None:
+            image = self.images[i]
+        else:
+            image = torch.from_numpy(read_crop(self.crops[i], self.side))
+        image = image.permute(2, 0, 1)  # HWC uint8 -> CHW
+        s, size = self.side, self.image_size
+        if self.train:
+            top = int(torch.randint(0, s - size + 1, ()).item())
+            left = int(torch.randint(0, s - size + 1, ()).item())
+            image = image[:, top:top + size, left:left + size]
+            if torch.rand(()) < 0.5:
+                image = image.flip(-1)
+        else:
+            top = (s - size) // 2
+            image = image[:, top:top + size, top:top + size]
+        image = (image.float().div_(255.0) - IMAGENET_MEAN) / IMAGENET_STD
+        return image.contiguous(), self.targets[i].clone(), self.mask[i].clone()
+
+
+def positive_for_any(frames: pd.DataFrame, aus) -> np.ndarray:
+    """Rows positive (occurrence 1, or intensity > 0 where only intensity exists) for any AU."""
+    hit = np.zeros(len(frames), dtype=bool)
+    for au in aus:
+        if occ_col(au) in frames:
+            hit |= frames[occ_col(au)].to_numpy(dtype=float) == 1.0
+        elif int_col(au) in frames:
+            hit |= frames[int_col(au)].to_numpy(dtype=float) > 0
+        else:
+            raise KeyError(f"duplicate_aus: no column {occ_col(au)} or {int_col(au)} in frames")
+    return hit
