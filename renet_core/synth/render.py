@@ -1,0 +1,112 @@
+"""Rendering SynthAU sequences: head pose trajectories, lighting, JPEG (synthetic frames)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from .face import Identity, Pose, background_image, render_face, sample_identity
+from .labels import rng_for
+
+#: Default frame sizes (width, height). The real BP4D and BP4D+ frames are 1040x1392 (portrait)
+#: and DISFA's 1024x768; SynthAU draws about 1/6 (BP4D, BP4D+) and 1/4.6 (DISFA) of that for
+#: speed. The face spans about 110 pixels either way.
+FRAME_SIZES = {"bp4d": (174, 232), "bp4dplus": (174, 232), "disfa": (224, 168)}
+
+JPEG_COMMENT = b"SynthAU synthetic face (renet_core.synth); not a real person"
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Difficulty and format knobs of SynthAU; the defaults are what ``demo`` and ``smoke`` use.
+
+    * ``subtlety`` (0.5): AU displacement grows as ``(intensity/5) ** (1 + subtlety)``; larger
+      values make low intensities subtler.
+    * ``noise`` (4.0): sensor noise standard deviation in grey levels (0-255), before JPEG.
+    * ``pose`` (1.0): scale of head-pose variation (roll about +-0.1 rad, yaw about +-0.15 rad,
+      scale +-6 %, translation +-4 % of the frame at 1.0).
+    * ``identity_spread`` (1.0): scale of between-subject variation of shape and appearance.
+    * ``blur`` (0.6): Gaussian blur sigma in pixels; ``jpeg_quality`` (90).
+    * ``frame_size``: ``(width, height)``; ``None`` = :data:`FRAME_SIZES` of the layout.
+    * ``time_scale`` (1.0): stretches expression episodes (frames per episode).
+    """
+
+    subtlety: float = 0.5
+    noise: float = 4.0
+    pose: float = 1.0
+    identity_spread: float = 1.0
+    blur: float = 0.6
+    jpeg_quality: int = 90
+    frame_size: tuple[int, int] | None = None
+    time_scale: float = 1.0
+
+    def size_for(self, layout: str) -> tuple[int, int]:
+        """``(width, height)`` of the frames of ``layout``."""
+        return tuple(self.frame_size) if self.frame_size else FRAME_SIZES[layout]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["frame_size"] = list(d["frame_size"]) if d["frame_size"] else None
+        return d
+
+
+def identity_for(seed: int, layout: str, subject: str, knobs: Knobs) -> Identity:
+    """The synthetic person behind ``subject`` in ``layout`` (fixed by the seed)."""
+    return sample_identity(rng_for(seed, layout, subject, "identity"), knobs.identity_spread)
+
+
+def _ar1(rng: np.random.Generator, n: int, phi: float = 0.9) -> np.ndarray:
+    e = np.empty(n)
+    e[0] = rng.standard_normal()
+    for i in range(1, n):
+        e[i] = phi * e[i - 1] + np.sqrt(1 - phi ** 2) * rng.standard_normal()
+    return e
+
+
+def pose_track(rng: np.random.Generator, n: int, width: int, height: int, amount: float,
+               yaw_offset: float = 0.0) -> list[Pose]:
+    """Smooth random head pose per frame (see :class:`Knobs` for the ranges)."""
+    portrait = height > width
+    base = 0.31 * min(width, height)
+    cy0 = (0.45 if portrait else 0.54) * height
+    r0, y0, s0 = rng.normal(0, 0.06 * amount), rng.normal(0, 0.08 * amount), rng.normal(0, 0.04 * amount)
+    tx0, ty0 = rng.normal(0, 0.025 * amount, 2)
+    tracks = [_ar1(rng, n) for _ in range(5)]
+    return [Pose(roll=r0 + 0.04 * amount * tracks[0][i],
+                 yaw=yaw_offset + y0 + 0.07 * amount * tracks[1][i],
+                 scale=base * (1 + s0 + 0.02 * amount * tracks[2][i]),
+                 cx=width * (0.5 + tx0 + 0.015 * amount * tracks[3][i]),
+                 cy=cy0 + height * (ty0 + 0.015 * amount * tracks[4][i]))
+            for i in range(n)]
+
+
+def render_sequence(ident: Identity, amplitudes: np.ndarray, rng: np.random.Generator,
+                    knobs: Knobs, width: int, height: int, yaw_offset: float = 0.0,
+                    ) -> tuple[list[np.ndarray], np.ndarray, list[Pose]]:
+    """Draw every frame of one sequence; returns ``(images BGR uint8, landmarks [n,68,2], poses)``."""
+    n = len(amplitudes)
+    poses = pose_track(rng, n, width, height, knobs.pose, yaw_offset)
+    bg = background_image(ident, width, height)
+    light = rng.normal(0, 0.25, 2)
+    images, marks = [], []
+    for i in range(n):
+        gaze = tuple(np.clip(rng.normal(0, 0.3, 2), -0.8, 0.8))
+        img, lm = render_face(ident, amplitudes[i], poses[i], width, height, rng, background=bg,
+                              subtlety=knobs.subtlety, noise=knobs.noise, blur=knobs.blur,
+                              light=tuple(light + rng.normal(0, 0.03, 2)), gaze=gaze)
+        images.append(img)
+        marks.append(lm)
+    return images, np.stack(marks) if marks else np.zeros((0, 68, 2)), poses
+
+
+def encode_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of ``img`` with a COM segment saying the image is synthetic (deterministic)."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a JPEG frame")
+    data = buf.tobytes()
+    com = b"\xff\xfe" + struct.pack(">H", len(JPEG_COMMENT) + 2) + JPEG_COMMENT
+    return data[:2] + com + data[2:]
