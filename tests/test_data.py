@@ -163,6 +163,27 @@ def test_bp4d_variants_index_the_same_frames(tmp_path, flat, images, intensity):
     assert index.attrs["problems"]["labelled frames missing from an intensity file (NaN)"] == 1
 
 
+def test_bp4d_landmarks_follow_the_folder_images(tmp_path):
+    """A folder holding only the coded frames: fit/pred entry k is the folder's k-th image."""
+    root = make_bp4d(tmp_path / "bp4d")
+    for f in (1, 2):
+        (root / "BP4D-training/F001/T1" / f"{f:04d}.jpg").unlink()
+    write_bp4d_mat(root / "2DFeatures/F001_T1.mat", [_points(f) for f in (3, 4, 5, 6)])
+    with pytest.warns(UserWarning):
+        index = load_index("bp4d", root)
+    f001 = index[index.subject == "F001"].set_index("frame")
+    assert f001["landmark_index"].tolist() == [0, 1, 2, 3]
+    with pytest.warns(UserWarning):
+        out = prepare("bp4d", root, tmp_path / "cache", size=64, workers=1, progress=False)
+    assert len(out) == 7                                   # frame 5 is tracked in this file
+    import cv2
+    crop = cv2.imread(out.set_index(["subject", "frame"]).loc[("F001", 5), "crop"])
+    red = (crop[:, :, 2] > 200) & (crop[:, :, 1] < 35) & (crop[:, :, 0] < 35)
+    ys, xs = np.nonzero(red)                               # eyes at the aligned positions
+    assert abs(ys.mean() - 20.6) < 1.5
+    assert abs(xs[xs < 32].mean() - 20.6) < 1.5 and abs(xs[xs >= 32].mean() - 42.4) < 1.5
+
+
 def test_bp4d_bad_header_and_bad_codes_name_the_file(tmp_path):
     root = make_bp4d(tmp_path / "bp4d")
     bad = root / "AUCoding/AU_OCC/F001_T1.csv"

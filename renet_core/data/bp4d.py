@@ -9,8 +9,11 @@ Accepted variants:
   ``0,1,...,99`` (column N = AU N) or AU names; 9 = unknown;
 * intensity ``AU Intensity Codes3.0/AU%02d/<S>_<T>_AU%02d.csv``, ``AU-Intensity-Codes3.0/...`` or
   ``AUCoding/AU_INT/AU%02d/...``; frames missing from an intensity file -> NaN;
-* landmarks ``2DFeatures/<S>_<T>.mat`` (v7.3): ``fit/pred`` holds one entry per video frame, so
-  frame f's landmarks are entry ``f - 1`` (``landmark_index``).
+* landmarks ``2DFeatures/<S>_<T>.mat`` (v7.3): ``fit/pred`` holds one entry per tracked image
+  of the sequence folder, in frame order, so frame f's landmarks are entry ``k`` where f's image
+  is the k-th (0-based) image of ``<S>/<T>/`` (``landmark_index``). For a folder holding the
+  whole video from frame 1 this is ``f - 1``; for a folder holding only the coded frames it is
+  the row position. Frames without an image get ``landmark_index = -1``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ LANDMARK_DIR = "2DFeatures"
 SEQUENCE_FILE = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
 CONVENTIONS = {
     "frame_convention": "image file number == label frame number (no offset)",
-    "landmark_convention": "2DFeatures fit/pred entry frame-1 (one entry per video frame)",
+    "landmark_convention": "2DFeatures fit/pred entry k = rank of the frame's image among the "
+                           "sequence folder's images (frame - 1 when the folder starts at 1)",
 }
 
 
@@ -75,7 +79,8 @@ def load_bp4d(root, aus=None, intensity_aus=None) -> pd.DataFrame:
         seq.insert(0, "task", task)
         seq.insert(0, "subject", subject)
         seq["image_kind"] = "file"
-        seq["image_path"] = _image_paths(images_dir, subject, task, seq["frame"], problems)
+        seq["image_path"], ranks = _image_paths(images_dir, subject, task, seq["frame"],
+                                                problems)
         seq["image_member"] = ""
         seq["image_index"] = -1
         landmark = root / LANDMARK_DIR / f"{subject}_{task}.mat"
@@ -83,7 +88,7 @@ def load_bp4d(root, aus=None, intensity_aus=None) -> pd.DataFrame:
             problems.add("missing landmark file", str(landmark))
         seq["landmark_kind"] = "bp4d_fit_pred"
         seq["landmark_path"] = str(landmark) if landmark.is_file() else ""
-        seq["landmark_index"] = seq["frame"] - 1
+        seq["landmark_index"] = ranks
         for au in intensity_aus:
             seq[int_col(au)] = _intensity(intensity_dir, subject, task, au, seq["frame"],
                                           problems)
@@ -91,19 +96,21 @@ def load_bp4d(root, aus=None, intensity_aus=None) -> pd.DataFrame:
     return finalise(sequences, "bp4d", root, aus, intensity_aus, problems, CONVENTIONS)
 
 
-def _image_paths(images_dir, subject, task, frames, problems) -> list[str]:
+def _image_paths(images_dir, subject, task, frames, problems) -> tuple[list[str], list[int]]:
+    """Image path of each frame and its rank among the folder's images (-1: no image)."""
     if images_dir is None:
-        return [""] * len(frames)
+        return [""] * len(frames), [-1] * len(frames)
     folder = images_dir / subject / task
     images = list_frame_images(folder)
     if not images:
         problems.add("labelled sequence without an image folder", str(folder), len(frames))
-        return [""] * len(frames)
+        return [""] * len(frames), [-1] * len(frames)
+    rank = {number: k for k, number in enumerate(sorted(images))}
     paths = [str(images[f]) if f in images else "" for f in frames]
     missing = sum(1 for p in paths if not p)
     problems.add("labelled frame without an image", f"{folder} frame {frames.iloc[0]}",
                  missing)
-    return paths
+    return paths, [rank.get(int(f), -1) for f in frames]
 
 
 def _intensity(intensity_dir, subject, task, au, frames, problems) -> np.ndarray:

@@ -144,8 +144,10 @@ def run_job(job: dict) -> dict:
     borrowed = [False] * len(rows)
     if job["lost_landmarks"] == "nearest":
         points, borrowed = _fill_nearest(rows["frame"].to_numpy(), points, job["max_gap"])
-    status = [""] * len(rows)
+    status = ["" if path else "skipped: no image" for path in rows["image_path"]]
     for i, p in enumerate(points):
+        if status[i]:
+            continue
         if p is None:
             status[i] = "skipped: no landmarks"
         else:

@@ -62,6 +62,19 @@ def parse_au_name(name: str) -> int | None:
 
 def _read_rows(path: Path, skip_header: bool) -> np.ndarray:
     """All data rows of a comma-separated numeric file as a float array (rows x columns)."""
+    try:  # fast path: well-formed files (the slow path below only explains what is wrong)
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = fh.read().splitlines()[int(skip_header):]
+        rows = [line.rstrip().rstrip(",").split(",") for line in lines if line.strip()]
+        if not rows:
+            return np.zeros((0, 0))
+        return np.array(rows, dtype=float)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return _read_rows_slow(path, skip_header)
+
+
+def _read_rows_slow(path: Path, skip_header: bool) -> np.ndarray:
     try:
         table = pd.read_csv(path, header=None, skiprows=1 if skip_header else 0,
                             skipinitialspace=True, dtype=str, keep_default_na=False)
