@@ -34,16 +34,36 @@ import pandas as pd
 from renet_core.data.align import AlignmentError, alignment_matrix
 from renet_core.data.landmarks import (LandmarkFileError, read_bp4d_landmarks,
                                        read_bp4dplus_landmarks, read_disfa_landmarks)
-from renet_core.io import to_csv_atomic, write_bytes_atomic, write_text_atomic
+from renet_core.io import to_csv_atomic, write_text_atomic
 
 ALIGNED = "aligned"
 ALIGNED_NEAREST = "aligned (nearest frame's landmarks)"
-JOB_FRAMES = 256  # image sequences are cut into jobs of at most this many frames
+JOB_FRAMES = 128  # image sequences are cut into jobs of at most this many frames
 JPEG_QUALITY = 95
 SETTINGS_FILE = "prepare.json"
 MANIFEST = "manifest.csv"
 _JOB_COLUMNS = ["subject", "task", "frame", "image_kind", "image_path", "image_member",
                 "image_index", "landmark_kind", "landmark_path", "landmark_index"]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_crop(target: Path, data: bytes) -> None:
+    """Write a crop atomically (temporary file + ``os.replace``), without a per-file fsync.
+
+    :func:`renet_core.io.write_bytes_atomic` fsyncs every file, which costs ~9 ms a crop (it made
+    ``prepare`` 6x slower). A crash still never leaves a half-written crop under its final name;
+    durability against power loss is restored once per job: :func:`prepare` calls ``os.sync()``
+    before it records a job as done, so a job found done on resume has its crops on disk.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ----------------------------------------------------------------------------- reading
@@ -205,7 +225,7 @@ def _image_frames(rows, points, status, cache, size, messages, kind):
                 status[i] = "skipped: unreadable image"
                 messages.append(f"{where}: not a decodable image")
                 continue
-            write_bytes_atomic(target, _crop_bytes(image, points[i], size, reduce))
+            write_crop(target, _crop_bytes(image, points[i], size, reduce))
             status[i] = ALIGNED
     finally:
         if archive is not None:
@@ -252,7 +272,7 @@ def _video_frames(rows, points, status, cache, size, messages):
                 for j in todo[n:]:
                     status[j] = "skipped: video ended early"
                 return
-            write_bytes_atomic(cache / rows["crop"].iloc[i], _crop_bytes(image, points[i], size))
+            write_crop(cache / rows["crop"].iloc[i], _crop_bytes(image, points[i], size))
             status[i] = ALIGNED
     finally:
         capture.release()
@@ -379,6 +399,7 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
         for out in _run(todo, workers, progress, n_todo):
             table = pd.DataFrame({"frame": out["frames"], "status": out["status"],
                                   "crop": out["crop"]})
+            os.sync()  # the job's crops reach the disk before the job is recorded as done
             to_csv_atomic(table, cache_dir / "status" / f"{out['name']}.csv")
             results[out["name"]] = table
             for message in out["messages"]:
