@@ -27,8 +27,8 @@ bp4dplus      140 subjects x 1 task x 3 = 420 fr.   140 x 2 tasks x 9 = 2,520 fr
 DISFA frames are drawn twice (left and right camera). Frame sizes (width x height): BP4D and
 BP4D+ 174x232 (real 1040x1392), DISFA 224x168 (real 1024x768); knob ``frame_size``.
 
-Measured on the 2-core development machine (no GPU): smoke, all three layouts, ~4 s in all;
-demo: see ``docs/reproduction-notes.md`` ("SynthAU") for the measured times.
+Measured on the 2-core development machine (no GPU, shared with other jobs): smoke, all three
+layouts, ~4 s in all; demo BP4D 17 s, DISFA 15 s, BP4D+ 19 s (about 52 s in all, 2 processes).
 
 Difficulty knobs (:class:`~renet_core.synth.render.Knobs`, defaults in brackets): ``subtlety``
 [0.5], ``noise`` [4.0 grey levels], ``pose`` [1.0], ``identity_spread`` [1.0], ``blur`` [0.6],
