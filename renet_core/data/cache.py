@@ -34,7 +34,7 @@ import pandas as pd
 from renet_core.data.align import AlignmentError, alignment_matrix
 from renet_core.data.landmarks import (LandmarkFileError, read_bp4d_landmarks,
                                        read_bp4dplus_landmarks, read_disfa_landmarks)
-from renet_core.io import to_csv_atomic, write_text_atomic
+from renet_core.io import write_bytes_atomic, to_csv_atomic, write_text_atomic
 
 ALIGNED = "aligned"
 ALIGNED_NEAREST = "aligned (nearest frame's landmarks)"
@@ -49,21 +49,14 @@ _JOB_COLUMNS = ["subject", "task", "frame", "image_kind", "image_path", "image_m
 # ----------------------------------------------------------------------------- writing
 
 def write_crop(target: Path, data: bytes) -> None:
-    """Write a crop atomically (temporary file + ``os.replace``), without a per-file fsync.
+    """Write a crop atomically, without a per-file fsync.
 
-    :func:`renet_core.io.write_bytes_atomic` fsyncs every file, which costs ~9 ms a crop (it made
-    ``prepare`` 6x slower). A crash still never leaves a half-written crop under its final name;
-    durability against power loss is restored once per job: :func:`prepare` calls ``os.sync()``
-    before it records a job as done, so a job found done on resume has its crops on disk.
+    A per-file fsync costs ~9 ms a crop (it made ``prepare`` 6x slower). A crash still never
+    leaves a half-written crop under its final name; durability against power loss is restored
+    once per job: :func:`prepare` calls ``os.sync()`` before it records a job as done, so a job
+    found done on resume has its crops on disk.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(target, data, fsync=False)
 
 
 # ----------------------------------------------------------------------------- reading
