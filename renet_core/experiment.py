@@ -344,9 +344,15 @@ def run(config: ExperimentConfig | dict, splits: Splits | None = None,
 
     torch.manual_seed(cfg.seed)
     relation = relation_from_training(pd.concat([splits.train, splits.val]), cfg) if cfg.model == "renet" else None
-    model = build_model(cfg.model, cfg.resolved_aus(), cfg.task, relation=relation,
-                        relation_mode=cfg.relation_mode, pretrained=cfg.pretrained,
-                        denominator=cfg.denominator, seed=cfg.seed).to(device)
+    try:
+        model = build_model(cfg.model, cfg.resolved_aus(), cfg.task, relation=relation,
+                            relation_mode=cfg.relation_mode, pretrained=cfg.pretrained,
+                            denominator=cfg.denominator, seed=cfg.seed).to(device)
+    except ValueError as exc:
+        if "denominator" not in str(exc):
+            raise
+        raise ValueError(f"{cfg.dataset} fold {cfg.fold}, relation from the training labels: {exc} "
+                         "(config: denominator='abs', CLI: --set denominator=abs)") from exc
     if device.type == "cuda" and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     val_set = make(splits.val, cfg, False) if len(splits.val) else None

@@ -13,6 +13,8 @@ SynthAU size included (``synth_size``)::
 * ``"paper"``: section 4.3 -- 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100,
   early stopping; real data from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS``.
 
+Smoke uses Eq. 5's ``"abs"`` denominator: its few dozen training frames give PCC rows whose signed
+sum can be <= 0, which the faithful ``"signed"`` form refuses (docs/reproduction-notes.md).
 Smoke and demo raise the learning rate to 1e-3: they train from scratch for a few hundred steps,
 where 1e-4 barely moves the weights.
 """
@@ -25,7 +27,7 @@ PROFILES: dict[str, dict] = {
     "smoke": {
         "profile": "smoke", "data": "synthetic", "synth_size": "smoke", "image_size": 32,
         "batch_size": 16, "lr": 1e-3, "epochs": 2, "steps_per_epoch": 4, "patience": 2,
-        "val_fraction": 0.15, "save_features": 32,
+        "val_fraction": 0.15, "save_features": 32, "denominator": "abs",
     },
     "demo": {
         "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,

@@ -1,0 +1,142 @@
+"""The reproduction notebooks: committed clean, and every one executes end to end (smoke profile).
+
+The end-to-end test runs ``python -m renet_core.runall`` exactly as ``./run_all.sh`` does, on
+fold 1 only to keep CI short, with every output (tables, figures, runs, SynthAU cache) in a
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from renet_core import runall
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+#: What each job must have written: tables (CSV + markdown in results/) and figures (figures/).
+EXPECTED_TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "efficiency"]
+EXPECTED_FIGURES = ["fig2_relation_matrices.png", "fig3_tsne.png"]
+
+
+def test_the_study_has_a_notebook_per_table_and_figure():
+    stems = {p.stem for p in NOTEBOOK_FILES}
+    assert {"00_synthetic_data", "01_detection", "02_intensity", "03_new_au", "04_relation_ablation",
+            "05_augmentation_ablation", "06_relation_matrices", "07_tsne", "08_efficiency"} <= stems
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_committed_notebooks_carry_no_outputs(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name} has outputs committed"
+            assert cell.get("execution_count") is None, f"{path.name} has execution counts committed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_notebooks_declare_papermill_parameters(path):
+    params = runall.declared_parameters(path)
+    assert "profile" in params
+    # every notebook takes the output folders run_all.sh passes (00 writes figures only)
+    assert {"figures_dir", "manifest"} <= params or {"tables_dir", "manifest"} <= params
+
+
+def test_jobs_are_one_per_notebook_and_dataset():
+    names = [j.name for j in runall.discover_jobs(NOTEBOOKS)]
+    assert {"01_detection_bp4d", "01_detection_disfa", "01_detection_bp4dplus",
+            "02_intensity_bp4d", "02_intensity_disfa", "07_tsne"} <= set(names)
+    assert [j.name for j in runall.select_jobs(runall.discover_jobs(NOTEBOOKS), ["01_detection"])] == [
+        "01_detection_bp4d", "01_detection_disfa", "01_detection_bp4dplus"]
+    with pytest.raises(SystemExit, match="matches no notebook"):
+        runall.select_jobs(runall.discover_jobs(NOTEBOOKS), ["99_nothing"])
+
+
+def _notebook(path: Path, body: str) -> Path:
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
+              "source": 'profile = "smoke"\nmanifest = None\ntables_dir = "."\n'},
+             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": body}]
+    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                      "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_runall_continues_past_a_failing_notebook_and_exits_nonzero(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_broken.ipynb", "raise RuntimeError('deliberate failure')")
+    _notebook(nbs / "02_fine.ipynb",
+              "from renet_core.runall import record_outputs, output_entry\n"
+              "open(f'{tables_dir}/fine.md', 'w').write('ok')\n"
+              "record_outputs(manifest, [output_entry('fine', f'{tables_dir}/fine.md', 'nothing')])\n")
+    results = tmp_path / "results"
+    code = runall.main(["--notebooks", str(nbs), "--results", str(results), "--figures", str(tmp_path / "figs"),
+                        "--store", str(tmp_path / "store"), "--profile", "smoke"])
+    assert code == 1
+    assert (results / "fine.md").read_text() == "ok"       # the second notebook still ran
+    status = json.loads((results / "notebooks" / "01_broken.status.json").read_text())
+    assert status["status"] == "failed" and "deliberate failure" in status["error"]
+    readme = (results / "README.md").read_text()
+    assert "01_broken" in readme and "failed" in readme and "[fine]" in readme
+    assert (results / "notebooks" / "02_fine.ipynb").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """Every notebook, smoke profile, fold 1, through runall's CLI."""
+    import os
+
+    base = tmp_path_factory.mktemp("study")
+    old = os.environ.get("RENET_CACHE")
+    os.environ["RENET_CACHE"] = str(base / "cache")
+    for var in runall.ROOT_ENV.values():
+        os.environ.pop(var, None)
+    try:
+        code = runall.main(["--profile", "smoke", "--folds", "1", "--results", str(base / "results"),
+                            "--figures", str(base / "figures"), "--store", str(base / "store")])
+    finally:
+        if old is None:
+            os.environ.pop("RENET_CACHE", None)
+        else:
+            os.environ["RENET_CACHE"] = old
+    return code, base
+
+
+def test_every_notebook_runs_in_the_smoke_profile(smoke_study):
+    code, base = smoke_study
+    logs = {p.name: p.read_text()[-3000:] for p in (base / "results" / "notebooks").glob("*.log")}
+    failed = [json.loads(p.read_text())["name"] for p in (base / "results" / "notebooks").glob("*.status.json")
+              if json.loads(p.read_text())["status"] != "ok"]
+    assert code == 0 and not failed, {name: logs.get(f"{name}.log") for name in failed}
+    for job in runall.discover_jobs(NOTEBOOKS):
+        assert (base / "results" / "notebooks" / f"{job.name}.ipynb").exists()
+
+
+def test_smoke_study_writes_every_table_beside_the_papers_values(smoke_study):
+    _, base = smoke_study
+    results = base / "results"
+    for name in EXPECTED_TABLES:
+        assert (results / f"{name}.csv").exists() and (results / f"{name}.md").exists(), name
+    for name in [t for t in EXPECTED_TABLES if t != "efficiency"]:
+        table = pd.read_csv(results / f"{name}.csv")
+        rows = set(table["row"])
+        assert {"paper", "this run"} <= rows, (name, rows)
+        ours = table[table["row"] == "this run"]
+        assert ours["data source"].str.contains("SynthAU").all(), name
+        assert "synthetic" in (results / f"{name}.md").read_text().lower(), name
+    for fig in EXPECTED_FIGURES:
+        assert (base / "figures" / fig).stat().st_size > 10_000, fig
+
+
+def test_smoke_study_index_lists_every_output_with_status_and_source(smoke_study):
+    _, base = smoke_study
+    readme = (base / "results" / "README.md").read_text()
+    for name in EXPECTED_TABLES:
+        assert f"({name}.md)" in readme, name
+    assert "Fig. 2" in readme and "Fig. 3" in readme
+    assert "not** a reproduction" in readme and "smoke" in readme
+    assert (base / "results" / "smoke_runs.csv").exists()
