@@ -82,6 +82,8 @@ class ExperimentConfig:
     threshold: float = 0.5                # F1 threshold, fixed (never tuned on test data)
     intensity_rule: str = "expected"      # "expected" | "argmax" (metrics.decode_intensity)
     save_features: int = 500              # test frames whose features are kept for t-SNE (0: none)
+    bn_refresh_batches: int = 0           # re-estimate BN statistics on this many training batches
+                                          # after each epoch (short CPU runs; 0 = the paper's plain BN)
     # bookkeeping and hardware
     method: str | None = None             # label in the results; None: derived (method_name)
     profile: str | None = None
@@ -207,7 +209,10 @@ def dataset_root(cfg: ExperimentConfig) -> Path:
 
 def synth_twin(layout: str, size: str, seed: int, cache: Path) -> Path:
     """The SynthAU copy of ``layout``, written once (atomically: a temp folder renamed)."""
-    root = cache / "synthau" / f"{layout}-{size}-seed{seed}"
+    from .synth import GENERATOR_VERSION
+
+    # the generator version is in the name: new defaults never reuse stale images or crops
+    root = cache / "synthau" / f"{layout}-{size}-seed{seed}-v{GENERATOR_VERSION}"
     if (root / "SYNTHAU.json").exists():
         return root
     from .synth import write_dataset

@@ -54,10 +54,18 @@ class AUBatchNorm2d(nn.Module):
     AU index (input ``[B, F, H, W]`` of that AU) or :data:`ALL_AUS` (input ``[C*B, F, H, W]``, the C
     AUs' copies stacked AU-major). ``test_statistics="running"`` (default) normalises with each
     AU's running statistics in eval mode; ``"batch"`` uses the test batch's own statistics.
+
+    Running statistics are updated only when an AU is trained, so with one AU per batch each AU
+    gets ~1/C of the updates. ``warm_start_statistics=True`` (default) makes AU c's first updates
+    an exact average of its batches so far (momentum max(momentum, 1/(n_c + 1)) after n_c
+    updates), so the initial 0/1 statistics do not linger in short runs; after 1/momentum updates
+    it is the usual exponential average. ImageNet-initialised statistics are blended as usual
+    (:func:`load_imagenet_backbone` marks them as already tracked). See docs/reproduction-notes.md.
     """
 
     def __init__(self, num_features: int, num_aus: int, relation=None, denominator: str = "signed",
-                 eps: float = 1e-5, momentum: float = 0.1, test_statistics: str = "running"):
+                 eps: float = 1e-5, momentum: float = 0.1, test_statistics: str = "running",
+                 warm_start_statistics: bool = True):
         super().__init__()
         if test_statistics not in TEST_STATISTICS:
             raise ValueError(f"test_statistics must be one of {TEST_STATISTICS}, got {test_statistics!r}")
@@ -67,6 +75,8 @@ class AUBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_aus, num_features))    # beta_k
         self.register_buffer("running_mean", torch.zeros(num_aus, num_features))
         self.register_buffer("running_var", torch.ones(num_aus, num_features))
+        self.warm_start_statistics = bool(warm_start_statistics)
+        self.register_buffer("au_batches_tracked", torch.zeros(num_aus, dtype=torch.long))
         if isinstance(relation, RelationGraph):
             if relation.num_aus != self.num_aus:
                 raise ValueError(f"relation graph has {relation.num_aus} AUs, layer has {num_aus}")
@@ -93,11 +103,15 @@ class AUBatchNorm2d(nn.Module):
         use_batch_stats = self.training or self.test_statistics == "batch"
         if au != ALL_AUS:
             keep_running = self.training
+            momentum = self.momentum
+            if keep_running:
+                momentum = float(self._momenta()[au])
+                self.au_batches_tracked[au] += 1
             return F.batch_norm(
                 x,
                 self.running_mean[au] if keep_running or not use_batch_stats else None,
                 self.running_var[au] if keep_running or not use_batch_stats else None,
-                gamma[au], beta[au], use_batch_stats, self.momentum, self.eps)
+                gamma[au], beta[au], use_batch_stats, momentum, self.eps)
         return self._forward_all(x, gamma, beta, use_batch_stats)
 
     def _forward_all(self, x, gamma, beta, use_batch_stats):
@@ -118,11 +132,28 @@ class AUBatchNorm2d(nn.Module):
         shift = shift.repeat_interleave(per_au, dim=0)[:, :, None, None]
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
+    def _momenta(self) -> torch.Tensor:
+        """Per-AU update weight of the running statistics: ``[C]``."""
+        base = torch.full(self.au_batches_tracked.shape, self.momentum, dtype=torch.float32,
+                          device=self.au_batches_tracked.device)
+        if not self.warm_start_statistics:
+            return base
+        return torch.maximum(base, 1.0 / (self.au_batches_tracked.float() + 1.0))
+
     @torch.no_grad()
     def _update_running(self, mean, var, count):
         unbiased = var * (count / max(count - 1, 1))
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
-        self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+        weight = self._momenta().unsqueeze(1)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), weight.to(self.running_mean.dtype))
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), weight.to(self.running_var.dtype))
+        self.au_batches_tracked += 1
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the counter existed: treat their statistics as converged
+        key = prefix + "au_batches_tracked"
+        if key not in state_dict and prefix + "running_mean" in state_dict:
+            state_dict[key] = torch.full((self.num_aus,), 10_000, dtype=torch.long)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, num_aus={self.num_aus}, eps={self.eps}, momentum={self.momentum}"
@@ -347,6 +378,9 @@ def load_imagenet_backbone(model: _AUModel, state: dict) -> None:
     target = model.backbone.state_dict()
     missing = []
     for name, value in target.items():
+        if name.endswith("au_batches_tracked"):
+            value.fill_(10_000)   # pretrained statistics: blend by the usual momentum, no warm start
+            continue
         if name not in state:
             missing.append(name)
             continue

@@ -13,6 +13,9 @@ SynthAU size included (``synth_size``)::
 * ``"paper"``: section 4.3 -- 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100,
   early stopping; real data from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS``.
 
+Smoke and demo re-estimate BN statistics on a few training batches after each epoch
+(``bn_refresh_batches``): in a hundred steps with one AU per batch, each AU's running statistics
+lag its weights (docs/reproduction-notes.md). The paper profile keeps plain BN.
 Smoke uses Eq. 5's ``"abs"`` denominator: its few dozen training frames give PCC rows whose signed
 sum can be <= 0, which the faithful ``"signed"`` form refuses (docs/reproduction-notes.md).
 Smoke and demo raise the learning rate to 1e-3: they train from scratch for a few hundred steps,
@@ -27,12 +30,12 @@ PROFILES: dict[str, dict] = {
     "smoke": {
         "profile": "smoke", "data": "synthetic", "synth_size": "smoke", "image_size": 32,
         "batch_size": 16, "lr": 1e-3, "epochs": 2, "steps_per_epoch": 4, "patience": 2,
-        "val_fraction": 0.15, "save_features": 32, "denominator": "abs",
+        "val_fraction": 0.15, "save_features": 32, "denominator": "abs", "bn_refresh_batches": 2,
     },
     "demo": {
         "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,
         "batch_size": 32, "lr": 1e-3, "epochs": 4, "steps_per_epoch": 25, "patience": 2,
-        "val_fraction": 0.15, "save_features": 300,
+        "val_fraction": 0.15, "save_features": 300, "bn_refresh_batches": 4,
     },
     "paper": {
         "profile": "paper", "data": "real", "image_size": 224, "batch_size": 100, "lr": 1e-4,

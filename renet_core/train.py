@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from . import ddp, metrics
-from .model import read_checkpoint, save_checkpoint
+from .model import AUBatchNorm2d, read_checkpoint, save_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -146,6 +146,52 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
 # ------------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
+def refresh_statistics(model, dataset: Dataset, cfg, epoch: int, device) -> None:
+    """Re-estimate every BN layer's running statistics with the current weights, as the exact
+    average over ``cfg.bn_refresh_batches`` training batches (0: keep the running averages).
+
+    Not in the paper (see docs/reproduction-notes.md): in short CPU runs with one AU per batch,
+    an AU's statistics are updated every ~C steps while the weights move fast, so they lag the
+    weights and the eval-mode outputs drift. Both models get the same treatment; RE-Net's
+    statistics are re-estimated for every AU in the batched all-AU pass.
+    """
+    batches = int(cfg.bn_refresh_batches or 0)
+    if batches <= 0 or len(dataset) == 0:
+        return
+    net = ddp.unwrap(model)
+    norms = [m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm2d, AUBatchNorm2d))]
+    saved = []
+    for m in norms:
+        if isinstance(m, AUBatchNorm2d):
+            saved.append(m.warm_start_statistics)
+            m.warm_start_statistics = True       # counters at 0: exact average of the first batches
+            m.au_batches_tracked.zero_()
+        else:
+            saved.append(m.momentum)
+            m.momentum = None                    # cumulative average
+            m.reset_running_stats()
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 3)
+    sampler = RandomSampler(dataset, num_samples=min(batches * cfg.batch_size, max(len(dataset), cfg.batch_size)),
+                            generator=generator)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers)
+    channels_last = device.type == "cuda" and cfg.channels_last
+    was_training = net.training
+    net.train()
+    try:
+        for batch in loader:
+            images, _, _ = to_device(batch, device, channels_last)
+            with autocast(device, cfg.amp):
+                net(images)
+    finally:
+        net.train(was_training)
+        for m, value in zip(norms, saved):
+            if isinstance(m, AUBatchNorm2d):
+                m.warm_start_statistics = value
+            else:
+                m.momentum = value
+
+
+@torch.no_grad()
 def predict(model, loader, device, cfg, desc: str = "eval") -> dict:
     """Run all AUs on every frame (section 4.3: "use all of the AUs for validation and testing").
 
@@ -232,6 +278,7 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
         torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # augmentation in the main process
         loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
                            epoch, device, trainable, info)
+        refresh_statistics(wrapped, train_set, cfg, epoch, device)
         record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0}
         improved = True
         if info.is_main and val_loader is not None:

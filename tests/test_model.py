@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from renet_core.model import (AUBatchNorm2d, RENet, build_model, load_checkpoint,
+from renet_core.model import (ALL_AUS, AUBatchNorm2d, RENet, build_model, load_checkpoint,
                               read_checkpoint, save_checkpoint)
 from renet_core.relation import RelationGraph
 
@@ -189,7 +189,7 @@ def _renet_as_baseline(baseline, relation, denominator="signed"):
     source = baseline.backbone.state_dict()
     with torch.no_grad():
         for name, value in renet.backbone.state_dict().items():
-            if name.endswith("relation.weight"):
+            if name.endswith(("relation.weight", "au_batches_tracked")):
                 continue
             if name.endswith(("running_mean", "running_var")):
                 value.copy_(source[name].unsqueeze(0).expand_as(value))
@@ -304,6 +304,8 @@ def test_pretrained_from_local_file(tmp_path, images):
         torch.testing.assert_close(renet.backbone.bn1.running_mean[k], source.bn1.running_mean)
         torch.testing.assert_close(renet.backbone.layer4[1].bn2.bias[k], source.layer4[1].bn2.bias)
     torch.testing.assert_close(renet.backbone.conv1.weight, source.conv1.weight)
+    # pretrained statistics are blended by the usual momentum, not replaced by a warm start
+    assert (renet.backbone.bn1.au_batches_tracked >= 10).all()
     baseline = build_model("resnet18", AUS[:3], pretrained=path)
     torch.testing.assert_close(baseline.backbone.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
     # a graph mixing identical per-AU values leaves them identical (signed denominator)
@@ -380,3 +382,31 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, model, epoch=2)
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+def test_running_statistics_warm_start_per_au():
+    """An AU's first training batches set its statistics to their exact average (no 0/1 prior
+    lingering when each AU sees ~1/C of the batches); the other AUs' are untouched; afterwards
+    the usual momentum applies. Same through the batched all-AU pass."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 5, 5) * 2 + 3
+    mean, var = x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=True)
+    bn = AUBatchNorm2d(4, 3, relation=None).train()
+    bn.active_au = 1
+    bn(x)
+    torch.testing.assert_close(bn.running_mean[1], mean)
+    torch.testing.assert_close(bn.running_var[1], var)
+    assert bn.running_mean[0].abs().max() == 0 and bn.au_batches_tracked.tolist() == [0, 1, 0]
+    bn(x * 0)                                          # second batch: plain average of the two
+    torch.testing.assert_close(bn.running_mean[1], mean / 2)
+
+    cold = AUBatchNorm2d(4, 3, relation=None, warm_start_statistics=False).train()
+    cold.active_au = 1
+    cold(x)
+    torch.testing.assert_close(cold.running_mean[1], 0.1 * mean)
+
+    batched = AUBatchNorm2d(4, 3, relation=None).train()
+    batched.active_au = ALL_AUS
+    batched(torch.cat([x, x, x]))
+    torch.testing.assert_close(batched.running_mean, mean.expand(3, 4))
+    assert batched.au_batches_tracked.tolist() == [1, 1, 1]

@@ -52,7 +52,7 @@ from .plans import PLANS, SIZES
 from .render import Knobs
 
 LAYOUTS = ("bp4d", "disfa", "bp4dplus")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: easier default knobs (see Knobs)
 MARKER = "SYNTHAU.json"
 
 README = """SYNTHETIC DATA -- SynthAU ({layout}, size {size}, seed {seed})
