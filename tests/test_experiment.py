@@ -246,3 +246,33 @@ def test_synthau_smoke_run_through_cli_and_data_layer(synth_roots, tmp_path):
     done = json.loads(next((results / "runs").glob("*/done.json")).read_text())
     losses = [h["loss"] for h in done["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
+
+
+def test_refresh_statistics_is_the_exact_batch_average_for_both_models():
+    """bn_refresh_batches: every BN's running statistics become those of the refresh batch (all
+    AUs for RE-Net), and the layers' momentum / warm-start settings are restored afterwards."""
+    from types import SimpleNamespace
+
+    from renet_core.model import build_model
+    from renet_core.train import refresh_statistics
+
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 16, 16) * 2 + 1
+    dataset = torch.utils.data.TensorDataset(images, torch.zeros(8, 3), torch.ones(8, 3, dtype=torch.bool))
+    cfg = SimpleNamespace(bn_refresh_batches=1, batch_size=8, seed=0, num_workers=0, amp="off", channels_last=False)
+    for kind in ("resnet18", "renet"):
+        model = build_model(kind, AUS, relation=np.eye(3) if kind == "renet" else None).eval()
+        refresh_statistics(model, dataset, cfg, epoch=0, device=torch.device("cpu"))
+        with torch.no_grad():
+            stem = model.backbone.conv1(images)
+        bn = model.backbone.bn1
+        mean, var = stem.mean((0, 2, 3)), stem.var((0, 2, 3), unbiased=True)
+        means = bn.running_mean if kind == "resnet18" else bn.running_mean[2]
+        variances = bn.running_var if kind == "resnet18" else bn.running_var[0]
+        torch.testing.assert_close(means, mean, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(variances, var, atol=1e-4, rtol=1e-4)
+        assert not model.training
+        if kind == "resnet18":
+            assert bn.momentum == 0.1
+        else:
+            assert bn.warm_start_statistics and bn.au_batches_tracked.tolist() == [1, 1, 1]
