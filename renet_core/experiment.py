@@ -28,16 +28,9 @@ import pandas as pd
 import torch
 
 from . import __version__, ddp, metrics
+from .paper import PAPER_AUS
 from .results import ResultsStore
 
-#: AU lists of the paper's tables (Tables 1-5).
-PAPER_AUS = {
-    ("bp4d", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("bp4dplus", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("disfa", "occurrence"): [1, 2, 4, 6, 9, 12, 25, 26],
-    ("bp4d", "intensity"): [6, 10, 12, 14, 17],
-    ("disfa", "intensity"): [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26],
-}
 #: Environment variables naming the real datasets' roots (``data="real"``).
 ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4DPLUS"}
 #: Fields that do not change a run's results (left out of the config hash).

@@ -28,6 +28,14 @@ from importlib import resources
 import pandas as pd
 
 TABLES = ("1", "2", "3", "4", "5", "6", "7", "8", "4.7")
+#: AU lists of the paper's tables (Tables 1-5), per (dataset, task).
+PAPER_AUS = {
+    ("bp4d", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
+    ("bp4dplus", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
+    ("disfa", "occurrence"): [1, 2, 4, 6, 9, 12, 25, 26],
+    ("bp4d", "intensity"): [6, 10, 12, 14, 17],
+    ("disfa", "intensity"): [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26],
+}
 COLUMNS = ["table", "dataset", "task", "metric", "method", "ref", "au", "value", "marker", "note"]
 
 

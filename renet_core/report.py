@@ -30,16 +30,9 @@ import numpy as np
 import pandas as pd
 
 from .io import to_csv_atomic, write_text_atomic
+from .paper import PAPER_AUS as AUS  # the AU columns of each table's dataset and task
 from .paper import paper_values
 
-#: The AU columns of each paper table's dataset and task (as in Tables 1-5).
-AUS = {
-    ("bp4d", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("bp4dplus", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("disfa", "occurrence"): [1, 2, 4, 6, 9, 12, 25, 26],
-    ("bp4d", "intensity"): [6, 10, 12, 14, 17],
-    ("disfa", "intensity"): [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26],
-}
 #: Engine metric names -> the paper's, and the factor from the engine's scale to the paper's.
 METRICS = {"f1": ("F1", 100.0), "icc": ("ICC", 1.0), "mae": ("MAE", 1.0)}
 ROW_KINDS = ("paper", "this run", "difference")

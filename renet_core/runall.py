@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from .experiment import ROOT_ENV
 from .io import write_text_atomic
 
 REPO = Path(__file__).resolve().parent.parent
-ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4DPLUS"}
 DATASET_NAMES = {"bp4d": "BP4D", "disfa": "DISFA", "bp4dplus": "BP4D+"}
 
 
@@ -110,7 +110,8 @@ def relation_matrices(roots: dict, profile: str = "demo", store_dir=None, **chan
     import pandas as pd
 
     from . import data
-    from .experiment import PAPER_AUS, dataset_root as resolve_root
+    from .experiment import dataset_root as resolve_root
+    from .paper import PAPER_AUS
     from .relation import pearson_relation
 
     matrices, sources, tidy = {}, {}, []
