@@ -56,9 +56,9 @@ def test_jobs_are_one_per_notebook_and_dataset():
 
 
 def _notebook(path: Path, body: str) -> Path:
-    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
-              "source": 'profile = "smoke"\nmanifest = None\ntables_dir = "."\n'},
-             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": body}]
+    cells = [{"cell_type": "code", "id": "params", "metadata": {"tags": ["parameters"]}, "execution_count": None,
+              "outputs": [], "source": 'profile = "smoke"\nmanifest = None\ntables_dir = "."\n'},
+             {"cell_type": "code", "id": "body", "metadata": {}, "execution_count": None, "outputs": [], "source": body}]
     nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                       "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
