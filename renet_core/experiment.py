@@ -28,11 +28,16 @@ import pandas as pd
 import torch
 
 from . import __version__, ddp, metrics
+from .model import HEADS
 from .paper import PAPER_AUS
 from .results import ResultsStore
 
 #: Environment variables naming the real datasets' roots (``data="real"``).
 ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4DPLUS"}
+#: Fields added after results were first published, hashed only when they differ from these
+#: defaults, so that runs made before they existed keep their identity.
+LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au_lr_scale": 1.0,
+                "lr_schedule": "constant"}
 #: Fields that do not change a run's results (left out of the config hash).
 OPERATIONAL_FIELDS = ("root", "cache_dir", "results_dir", "device", "num_workers", "progress",
                       "force", "eval_batch_size")
@@ -60,11 +65,19 @@ class ExperimentConfig:
     model: str = "renet"                  # "renet" | "resnet18"
     relation_mode: str = "fixed"          # "fixed" | "learnable" | "none"
     denominator: str | None = None        # Eq. 5 denominator, see renet_core.model
-    pretrained: str | None = None         # torchvision resnet18 state_dict path, or "imagenet"
+    pretrained: str | None = None         # torchvision resnet18 state_dict path, "imagenet", or
+                                          # "standin" (offline demo: renet_core.pretrain)
     holdout_aus: list[int] = field(default_factory=list)  # Table 6: labels never trained on
+    head: str = "shared"                  # RE-Net output layer: "shared" (section 3.1) | "per_au"
+    bn_momentum: float = 0.1              # RE-Net per-AU running statistics (PyTorch's default)
+    bn_warm_start: bool = True            # exact average of an AU's first statistics updates
     # training
     strategy: str = "one"                 # "one" random AU per batch (paper) | "all"
     lr: float = 1e-4
+    au_lr_scale: float | str = 1.0        # lr multiplier of RE-Net's AU-specific gamma_k, beta_k
+                                          # (and per-AU head); 1 = the paper (one lr for all);
+                                          # "C" = the number of trained AUs (see lr_scale())
+    lr_schedule: str = "constant"         # "constant" (section 4.3) | "cosine" (decay to 0 over epochs)
     weight_decay: float = 0.0
     batch_size: int = 100
     epochs: int = 20
@@ -120,6 +133,7 @@ class ExperimentConfig:
     def validated(self) -> "ExperimentConfig":
         choices = {"task": ("occurrence", "intensity"), "model": ("renet", "resnet18"),
                    "relation_mode": ("fixed", "learnable", "none"), "strategy": ("one", "all"),
+                   "lr_schedule": ("constant", "cosine"),
                    "data": ("synthetic", "real"), "intensity_rule": metrics.INTENSITY_RULES,
                    "amp": ("auto", "bf16", "fp16", "off"), "dataset": tuple(ROOT_ENV)}
         for name, allowed in choices.items():
@@ -133,6 +147,19 @@ class ExperimentConfig:
         stray = [a for a in self.holdout_aus if a not in aus]
         if stray:
             raise ValueError(f"holdout_aus {stray} are not among the run's AUs {aus}")
+        if self.head not in HEADS:
+            raise ValueError(f"config head={self.head!r}; expected one of {HEADS}")
+        try:
+            self.bn_momentum = float(self.bn_momentum)
+            if self.au_lr_scale != "C":
+                self.au_lr_scale = float(self.au_lr_scale)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"config au_lr_scale={self.au_lr_scale!r}, bn_momentum={self.bn_momentum!r}: "
+                             f"expected numbers (au_lr_scale may also be 'C'): {exc}") from exc
+        if self.au_lr_scale != "C" and not self.au_lr_scale > 0:
+            raise ValueError(f"config au_lr_scale={self.au_lr_scale}; expected a positive number or 'C'")
+        if not 0 < self.bn_momentum <= 1:
+            raise ValueError(f"config bn_momentum={self.bn_momentum}; expected 0 < value <= 1")
         if self.holdout_aus and self.model != "renet":
             raise ValueError("holdout_aus (unseen-AU transfer, Table 6) needs model='renet'")
         return self
@@ -145,6 +172,13 @@ class ExperimentConfig:
         if key not in PAPER_AUS:
             raise ValueError(f"no default AU list for {key}; give aus explicitly")
         return list(PAPER_AUS[key])
+
+    def lr_scale(self) -> float:
+        """The AU-specific learning-rate multiplier as a number: ``au_lr_scale``, where "C" is the
+        number of trained AUs (one AU per batch trains each AU in ~1/C of the steps)."""
+        if self.au_lr_scale == "C":
+            return float(len(self.resolved_aus()) - len(self.holdout_aus))
+        return float(self.au_lr_scale)
 
     def method_name(self) -> str:
         """The label of this method in result tables, e.g. "renet", "resnet18+DA"."""
@@ -164,7 +198,10 @@ class ExperimentConfig:
 
     def config_hash(self) -> str:
         """Hash of every field that can change the results (not paths, devices, workers)."""
-        values = {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL_FIELDS}
+        values = self.to_dict()
+        values["au_lr_scale"] = self.lr_scale()   # "C" and its number are the same run
+        values = {k: v for k, v in values.items() if k not in OPERATIONAL_FIELDS
+                  and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         values["aus"] = self.resolved_aus()
         values["method"] = self.method_name()
         text = json.dumps(values, sort_keys=True, default=str)
@@ -340,12 +377,18 @@ def run(config: ExperimentConfig | dict, splits: Splits | None = None,
     if info.is_main:
         store.save_config(key, cfg.to_dict())
 
+    pretrained = cfg.pretrained
+    if pretrained == "standin":   # the offline stand-in for ImageNet weights (trained once, cached)
+        from .pretrain import standin_backbone
+
+        pretrained = standin_backbone(cfg)
     torch.manual_seed(cfg.seed)
     relation = relation_from_training(pd.concat([splits.train, splits.val]), cfg) if cfg.model == "renet" else None
     try:
         model = build_model(cfg.model, cfg.resolved_aus(), cfg.task, relation=relation,
-                            relation_mode=cfg.relation_mode, pretrained=cfg.pretrained,
-                            denominator=cfg.denominator, seed=cfg.seed).to(device)
+                            relation_mode=cfg.relation_mode, pretrained=pretrained,
+                            denominator=cfg.denominator, head=cfg.head, seed=cfg.seed,
+                            bn_momentum=cfg.bn_momentum, bn_warm_start=cfg.bn_warm_start).to(device)
     except ValueError as exc:
         if "denominator" not in str(exc):
             raise

@@ -221,17 +221,22 @@ class RENet(_AUModel):
 
     def __init__(self, aus: Sequence[int], task: str = "occurrence", relation=None,
                  relation_mode: str = "fixed", denominator: str | None = None, head: str = "shared",
-                 test_statistics: str = "running", seed: int | None = None):
+                 test_statistics: str = "running", seed: int | None = None, bn_momentum: float = 0.1,
+                 bn_warm_start: bool = True):
         super().__init__(aus, task)
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if not 0 < float(bn_momentum) <= 1:
+            raise ValueError(f"bn_momentum must be in (0, 1], got {bn_momentum!r}")
         denominator = denominator or ("abs" if relation_mode == "learnable" else "signed")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.relation = RelationGraph(self.num_aus, relation, relation_mode, denominator, generator)
         self.options = {"relation_mode": relation_mode, "denominator": denominator, "head": head,
-                        "test_statistics": test_statistics}
+                        "test_statistics": test_statistics, "bn_momentum": float(bn_momentum),
+                        "bn_warm_start": bool(bn_warm_start)}
         norm = functools.partial(AUBatchNorm2d, num_aus=self.num_aus, relation=self.relation,
-                                 test_statistics=test_statistics)
+                                 test_statistics=test_statistics, momentum=float(bn_momentum),
+                                 warm_start_statistics=bool(bn_warm_start))
         self.backbone = resnet18(norm_layer=norm)
         self.backbone.fc = nn.Identity()
         self.head = AUHead(FEATURE_DIM, self.num_aus, self.levels, shared=head == "shared")
@@ -268,6 +273,16 @@ class RENet(_AUModel):
     def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
         index = None if au is None else self.au_index(au)
         return self.head(self.features(x, index), index)
+
+    def au_specific_parameters(self) -> list[nn.Parameter]:
+        """theta_c of section 3.1: every BN layer's per-AU scale and bias (gamma_k, beta_k), and
+        the output layer when it is per AU (``head="per_au"``). With one AU per batch each of
+        these rows is trained in ~1/C of the steps; ``ExperimentConfig.au_lr_scale`` gives them
+        their own learning rate (docs/reproduction-notes.md, "Training dynamics")."""
+        params = [p for norm in self._norms for p in (norm.weight, norm.bias)]
+        if not self.head.shared:
+            params += [self.head.weight, self.head.bias]
+        return params
 
     @torch.no_grad()
     def derive_unseen_aus(self, indices: Iterable[int], stats_rule: str = "positive") -> None:
@@ -319,6 +334,11 @@ class ResNet18Baseline(_AUModel):
         self.backbone.fc = nn.Identity()
         self.head = AUHead(FEATURE_DIM, self.num_aus, self.levels, shared=False)
 
+    def au_specific_parameters(self) -> list[nn.Parameter]:
+        """The baseline shares its whole backbone; only its output rows are per AU, and every one
+        is trained at every step, so none needs a learning rate of its own."""
+        return []
+
     def features(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
         """Pooled features ``[B, 512]``: one representation for every AU (Fig. 3)."""
         return self.backbone(x)
@@ -332,17 +352,20 @@ class ResNet18Baseline(_AUModel):
 def build_model(kind: str, aus: Sequence[int], task: str = "occurrence", relation=None,
                 relation_mode: str = "fixed", pretrained: str | os.PathLike | None = None,
                 denominator: str | None = None, head: str = "shared",
-                test_statistics: str = "running", seed: int | None = None) -> _AUModel:
+                test_statistics: str = "running", seed: int | None = None, bn_momentum: float = 0.1,
+                bn_warm_start: bool = True) -> _AUModel:
     """Build RE-Net (``kind="renet"``) or the ResNet-18 baseline (``kind="resnet18"``).
 
     ``relation``: the C x C PCC matrix for ``relation_mode="fixed"`` (Eq. 5); ignored by the
     baseline. ``pretrained``: None (random init), a path to a torchvision ResNet-18 state_dict
     (loaded with ``weights_only=True``), or ``"imagenet"`` to download torchvision's ImageNet
     weights (the user's opt-in; never used by the tests). With pretrained weights every AU's
-    gamma, beta and statistics start from the pretrained BN's values.
+    gamma, beta and statistics start from the pretrained BN's values. ``bn_momentum`` and
+    ``bn_warm_start`` set RE-Net's per-AU running statistics (:class:`AUBatchNorm2d`).
     """
     if kind == "renet":
-        model = RENet(aus, task, relation, relation_mode, denominator, head, test_statistics, seed)
+        model = RENet(aus, task, relation, relation_mode, denominator, head, test_statistics, seed,
+                      bn_momentum, bn_warm_start)
     elif kind == "resnet18":
         model = ResNet18Baseline(aus, task)
     else:
@@ -355,7 +378,14 @@ def build_model(kind: str, aus: Sequence[int], task: str = "occurrence", relatio
 def _pretrained_state_dict(pretrained) -> dict:
     if str(pretrained).lower() == "imagenet":
         from torchvision.models import ResNet18_Weights
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+        try:
+            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+        except Exception as exc:   # offline, proxy, disk full ...
+            raise RuntimeError(
+                f"could not get torchvision's ImageNet ResNet-18 weights ({exc}); on a machine "
+                "without internet give a local torchvision resnet18 state_dict (pretrained=PATH, "
+                "CLI --set pretrained=PATH) or train from scratch (pretrained=None, --set pretrained=null)"
+            ) from exc
     path = Path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file not found: {path}")

@@ -102,21 +102,32 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     return F.cross_entropy(logits.float(), target.round().long().clamp(0, logits.shape[-1] - 1))
 
 
-def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator: torch.Generator):
+def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator: torch.Generator,
+               per_au: dict[int, float] | None = None):
     """The training loss of one batch (Eq. 6: summed over AUs, averaged over frames).
 
     ``trainable`` are the AU columns that may be learned (all but ``cfg.holdout_aus``). With
     strategy "one" the AU is drawn from ``generator``, which every DDP process seeds alike.
+    ``per_au``, when given, receives each trained AU's loss (column index -> float), so that
+    the two strategies and the baseline can be compared per AU (training-dynamics study).
     """
     if ddp.unwrap(model).kind == "renet" and cfg.strategy == "one":
         k = trainable[int(torch.randint(len(trainable), (1,), generator=generator))]
-        return masked_loss(model(images, au=k), target[:, k], mask[:, k], cfg.task)
+        loss = masked_loss(model(images, au=k), target[:, k], mask[:, k], cfg.task)
+        if per_au is not None and bool(mask[:, k].any()):
+            per_au[k] = float(loss.detach())
+        return loss
     out = model(images)  # [B, C] or [B, C, 6]: all AUs in one pass (strategy 1; the baseline)
-    return sum(masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in trainable)
+    losses = {k: masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in trainable}
+    if per_au is not None:
+        per_au.update({k: float(v.detach()) for k, v in losses.items() if bool(mask[:, k].any())})
+    return sum(losses.values())
 
 
-def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info,
+                per_au_loss: list | None = None) -> float:
+    """One pass over ``loader``; returns the mean training loss. ``per_au_loss``, when given (a
+    list of C lists), collects every step's loss of each AU trained in that step."""
     model.train()
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 1)
     channels_last = device.type == "cuda" and cfg.channels_last
@@ -128,12 +139,17 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
             break
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
-            loss = batch_loss(model, images, target, mask, cfg, trainable, generator)
+            step_losses: dict[int, float] = {}
+            loss = batch_loss(model, images, target, mask, cfg, trainable, generator, step_losses)
+        if per_au_loss is not None:
+            for k, value in step_losses.items():
+                per_au_loss[k].append(value)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the run "
                 f"stopped and its last checkpoint (end of epoch {epoch}) is kept. Try a lower lr or amp='off'."
             )
+        set_learning_rate(optimizer, cfg, epoch, step, len(loader))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -250,6 +266,45 @@ def _restore(model, optimizer, path: Path) -> dict:
     return payload["train_state"]
 
 
+def parameter_groups(model, cfg) -> list[dict]:
+    """Adam's parameter groups: the shared parameters at ``cfg.lr``; RE-Net's AU-specific ones
+    (``model.au_specific_parameters()``, theta_c of section 3.1) at ``cfg.lr * cfg.au_lr_scale``.
+    With ``au_lr_scale == 1`` (the paper) this is one group, as ``Adam(model.parameters())``."""
+    scale = cfg.lr_scale() if hasattr(cfg, "lr_scale") else float(getattr(cfg, "au_lr_scale", 1.0))
+    specific = model.au_specific_parameters() if scale != 1.0 else []
+    ids = {id(p) for p in specific}
+    shared = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": shared, "lr": cfg.lr}]
+    if specific:
+        groups.append({"params": specific, "lr": cfg.lr * scale})
+    return groups
+
+
+def make_optimizer(model, cfg) -> torch.optim.Optimizer:
+    """Adam (section 4.3) over :func:`parameter_groups`; each group keeps its ``base_lr``."""
+    groups = parameter_groups(model, cfg)
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier at (epoch, step): 1 for ``lr_schedule="constant"`` (the paper);
+    for ``"cosine"`` half a cosine from 1 to 0 over ``cfg.epochs`` epochs (the planned length;
+    early stopping may end sooner). A function of the position only, so resuming is exact."""
+    if getattr(cfg, "lr_schedule", "constant") != "cosine":
+        return 1.0
+    per_epoch = int(cfg.steps_per_epoch or steps_per_epoch or 1)
+    total = max(1, int(cfg.epochs) * per_epoch)
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch * per_epoch + step, total) / total))
+
+
+def set_learning_rate(optimizer, cfg, epoch: int, step: int, steps_per_epoch: int) -> None:
+    factor = lr_factor(cfg, epoch, step, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("base_lr", group["lr"]) * factor
+
+
 def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, device: torch.device,
         info: ddp.DistInfo = ddp.DistInfo(), on_epoch_end: Callable[[int, dict], None] | None = None):
     """Train ``model`` (Adam, early stopping); resume from ``run_dir/last.pt`` if it exists.
@@ -264,7 +319,7 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
         raise ValueError(f"every AU of {ddp.unwrap(model).aus} is held out: nothing to train")
     pin = device.type == "cuda"
     wrapped = ddp.wrap(model, info, device)
-    optimizer = torch.optim.Adam(wrapped.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(ddp.unwrap(model), cfg)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     if last.exists():
         state = _restore(model, optimizer, last)
@@ -276,13 +331,20 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
     while state["epoch"] < cfg.epochs and not stop:
         epoch, start = state["epoch"], time.time()
         torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # augmentation in the main process
+        per_au_loss = [[] for _ in ddp.unwrap(model).aus]
         loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
-                           epoch, device, trainable, info)
+                           epoch, device, trainable, info, per_au_loss)
         refresh_statistics(wrapped, train_set, cfg, epoch, device)
-        record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0}
+        train_seconds = time.time() - start
+        au_loss = [float(np.mean(v)) if v else float("nan") for v in per_au_loss]
+        record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0,
+                  "train_seconds": train_seconds, "loss_per_au": au_loss, "val_per_au": []}
         improved = True
         if info.is_main and val_loader is not None:
-            record["val"] = validation_score(predict(model, val_loader, device, cfg, "validate"), cfg, trainable)
+            pred = predict(model, val_loader, device, cfg, "validate")
+            record["val"] = validation_score(pred, cfg, trainable)
+            key = "f1" if cfg.task == "occurrence" else "icc"
+            record["val_per_au"] = [float(v) for v in score_predictions(pred, cfg)[key]]
             improved = record["val"] > state["best_score"]
         record["seconds"] = time.time() - start
         state["epoch"] = epoch + 1

@@ -410,3 +410,48 @@ def test_running_statistics_warm_start_per_au():
     batched(torch.cat([x, x, x]))
     torch.testing.assert_close(batched.running_mean, mean.expand(3, 4))
     assert batched.au_batches_tracked.tolist() == [1, 1, 1]
+
+
+def test_bn_momentum_and_warm_start_reach_every_layer():
+    """``bn_momentum`` / ``bn_warm_start`` of the model set every AU-conditioned BN (the first
+    update of a cold layer weighs the batch by exactly the momentum)."""
+    model = build_model("renet", AUS[:3], relation=np.eye(3), bn_momentum=0.3, bn_warm_start=False)
+    norms = [m for m in model.modules() if isinstance(m, AUBatchNorm2d)]
+    assert norms and all(m.momentum == 0.3 and not m.warm_start_statistics for m in norms)
+    assert model.options["bn_momentum"] == 0.3 and model.options["bn_warm_start"] is False
+    default = build_model("renet", AUS[:3], relation=np.eye(3))
+    assert all(m.momentum == 0.1 and m.warm_start_statistics for m in default.modules()
+               if isinstance(m, AUBatchNorm2d))
+    x = torch.randn(8, 4, 5, 5) + 2
+    bn = AUBatchNorm2d(4, 2, relation=None, momentum=0.3, warm_start_statistics=False).train()
+    bn.active_au = 0
+    bn(x)
+    torch.testing.assert_close(bn.running_mean[0], 0.3 * x.mean((0, 2, 3)))
+    with pytest.raises(ValueError, match="bn_momentum"):
+        build_model("renet", AUS[:3], relation=np.eye(3), bn_momentum=0)
+
+
+def test_au_specific_parameters_are_theta_c():
+    """Section 3.1: theta_c = (gamma_c, beta_c) of every BN layer, plus the output rows of a
+    per-AU head; the baseline has none (everything it has is trained at every step)."""
+    shared = build_model("renet", AUS[:3], relation=np.eye(3))
+    names = {id(p): n for n, p in shared.named_parameters()}
+    specific = shared.au_specific_parameters()
+    assert len(specific) == 2 * 20   # ResNet-18 has 20 BN layers
+    assert all(names[id(p)].endswith(("weight", "bias")) and p.shape[0] == 3 for p in specific)
+    assert not any(names[id(p)].startswith("head") for p in specific)
+    per_au = build_model("renet", AUS[:3], relation=np.eye(3), head="per_au")
+    assert {id(per_au.head.weight), id(per_au.head.bias)} <= {id(p) for p in per_au.au_specific_parameters()}
+    assert build_model("resnet18", AUS[:3]).au_specific_parameters() == []
+
+
+def test_imagenet_download_failure_names_the_offline_alternatives(monkeypatch):
+    """The paper profile starts from ImageNet; without internet the error says what to do."""
+    from torchvision.models import ResNet18_Weights
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match="pretrained=PATH"):
+        build_model("resnet18", AUS[:3], pretrained="imagenet")
