@@ -276,3 +276,132 @@ def test_refresh_statistics_is_the_exact_batch_average_for_both_models():
             assert bn.momentum == 0.1
         else:
             assert bn.warm_start_statistics and bn.au_batches_tracked.tolist() == [1, 1, 1]
+
+
+# ------------------------------------------------------------------ training-dynamics options
+
+def test_au_lr_scale_gives_theta_c_its_own_learning_rate(tmp_path):
+    """``au_lr_scale`` puts RE-Net's AU-specific parameters in a second Adam group at lr x scale;
+    at the default 1 there is one group, as the paper's single learning rate."""
+    from renet_core.model import build_model
+    from renet_core.train import make_optimizer, parameter_groups
+
+    model = build_model("renet", AUS, relation=np.eye(3))
+    one = parameter_groups(model, toy_config(tmp_path, model="renet"))
+    assert len(one) == 1 and one[0]["lr"] == 1e-3
+    two = parameter_groups(model, toy_config(tmp_path, model="renet", au_lr_scale=12))
+    assert [g["lr"] for g in two] == [1e-3, pytest.approx(12e-3)]
+    assert {id(p) for p in two[1]["params"]} == {id(p) for p in model.au_specific_parameters()}
+    assert sum(len(g["params"]) for g in two) == len(list(model.parameters()))
+    # one Adam step: the first step moves each parameter by ~lr, so theta_c moves ~12x as far
+    x, y = torch.randn(4, 3, 16, 16), torch.ones(4)
+    moved = {}
+    for scale in (1.0, 12.0):
+        torch.manual_seed(0)
+        net = build_model("renet", AUS, relation=np.eye(3)).train()
+        opt = make_optimizer(net, toy_config(tmp_path, model="renet", au_lr_scale=scale))
+        before = [p.detach().clone() for p in (net.backbone.bn1.weight, net.backbone.conv1.weight)]
+        torch.nn.functional.binary_cross_entropy_with_logits(net(x, au=0), y).backward()
+        opt.step()
+        moved[scale] = [float((p.detach() - b).abs().max()) for p, b in
+                        zip((net.backbone.bn1.weight, net.backbone.conv1.weight), before)]
+    assert moved[12.0][0] == pytest.approx(12 * moved[1.0][0], rel=1e-3)
+    assert moved[12.0][1] == pytest.approx(moved[1.0][1], rel=1e-3)
+
+
+def test_new_model_options_reach_the_model_and_the_run_identity(tmp_path):
+    """``head``, ``bn_momentum``, ``bn_warm_start`` and ``au_lr_scale`` change the run identity only
+    when they leave their defaults (runs made before they existed keep theirs), and are checked
+    before any work starts."""
+    base = toy_config(tmp_path, model="renet")
+    assert base.config_hash() == toy_config(tmp_path, model="renet", head="shared", bn_momentum=0.1,
+                                            bn_warm_start=True, au_lr_scale=1.0).config_hash()
+    for change in ({"head": "per_au"}, {"bn_momentum": 0.5}, {"bn_warm_start": False}, {"au_lr_scale": 12}):
+        assert base.replace(**change).config_hash() != base.config_hash()
+    assert base.replace(au_lr_scale="12").au_lr_scale == 12.0
+    for bad in ({"head": "twin"}, {"au_lr_scale": 0}, {"au_lr_scale": "x"}, {"bn_momentum": 1.5}):
+        with pytest.raises(ValueError):
+            base.replace(**bad)
+    result = toy_run(toy_config(tmp_path, model="renet", head="per_au", bn_momentum=0.2, epochs=1))
+    payload = torch.load(result.run_dir / "best.pt", weights_only=True)
+    assert payload["options"]["head"] == "per_au" and payload["options"]["bn_momentum"] == 0.2
+
+
+def test_history_records_per_au_loss_and_validation(tmp_path):
+    """Every epoch records each AU's mean training loss (NaN for an AU not drawn) and validation
+    F1, and the training wall time without validation: the curves of the dynamics study."""
+    for model, strategy in (("resnet18", "one"), ("renet", "one"), ("renet", "all")):
+        result = toy_run(toy_config(tmp_path / f"{model}-{strategy}", model=model, strategy=strategy, epochs=1))
+        h = result.history[0]
+        assert len(h["loss_per_au"]) == 3 and len(h["val_per_au"]) == 3
+        assert 0 < h["train_seconds"] <= h["seconds"]
+        trained = [v for v in h["loss_per_au"] if not np.isnan(v)]
+        assert trained and all(0 < v < 5 for v in trained)
+        if model == "resnet18" or strategy == "all":
+            assert len(trained) == 3
+            assert h["loss"] == pytest.approx(sum(trained), rel=1e-5)
+
+
+def test_cosine_schedule_is_opt_in_and_a_function_of_position(tmp_path):
+    """``lr_schedule="cosine"`` decays every group's lr from its base value to 0 over the planned
+    epochs; "constant" (the paper) never changes it; the factor depends only on the position,
+    so a resumed run continues the same schedule."""
+    from renet_core.model import build_model
+    from renet_core.train import lr_factor, make_optimizer, set_learning_rate
+
+    const = toy_config(tmp_path, epochs=4, steps_per_epoch=10)
+    cos = toy_config(tmp_path, epochs=4, steps_per_epoch=10, lr_schedule="cosine", model="renet", au_lr_scale=3)
+    assert const.lr_schedule == "constant" and const.config_hash() != const.replace(lr_schedule="cosine").config_hash()
+    assert {lr_factor(const, e, s, 10) for e in range(4) for s in range(10)} == {1.0}
+    assert lr_factor(cos, 0, 0, 10) == 1.0 and lr_factor(cos, 2, 0, 10) == pytest.approx(0.5)
+    assert lr_factor(cos, 3, 9, 10) == pytest.approx(0.5 * (1 + np.cos(np.pi * 39 / 40)))
+    opt = make_optimizer(build_model("renet", AUS, relation=np.eye(3)), cos)
+    set_learning_rate(opt, cos, 2, 0, 10)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(5e-4), pytest.approx(1.5e-3)]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        const.replace(lr_schedule="step")
+    result = toy_run(toy_config(tmp_path, epochs=2, lr_schedule="cosine"))
+    assert len(result.history) == 2 and np.isfinite(result.history[-1]["loss"])
+
+
+def test_standin_backbone_is_trained_on_another_twin_and_loads(tmp_path):
+    """``pretrained="standin"``: a ResNet-18 trained on the SynthAU twin of another dataset,
+    cached as a torchvision state_dict that both models load; refused for real data."""
+    from renet_core.model import build_model
+    from renet_core.pretrain import standin_backbone, standin_config
+    from renet_core.profiles import get_profile
+
+    cfg = ExperimentConfig(**{**get_profile("smoke"), "dataset": "bp4d", "cache_dir": str(tmp_path / "cache"),
+                              "progress": False, "pretrained": "standin"})
+    pre = standin_config(cfg, steps=2)
+    assert pre.dataset == "bp4dplus" and pre.model == "resnet18" and pre.val_fraction == 0
+    assert pre.epochs * pre.steps_per_epoch == 2
+    path = standin_backbone(cfg, steps=2)
+    state = torch.load(path, weights_only=True)
+    assert "conv1.weight" in state and not any(k.startswith(("fc", "backbone")) for k in state)
+    assert standin_backbone(cfg, steps=2) == path          # cached: not trained again
+    model = build_model("renet", [1, 2, 4], relation=np.eye(3), pretrained=path)
+    torch.testing.assert_close(model.backbone.conv1.weight, state["conv1.weight"])
+    torch.testing.assert_close(model.backbone.bn1.weight[2], state["bn1.weight"])
+    with pytest.raises(ValueError, match="standin"):
+        standin_backbone(cfg.replace(data="real", root=str(tmp_path)))
+
+
+def test_au_lr_scale_c_is_the_number_of_trained_aus(tmp_path):
+    cfg = toy_config(tmp_path, model="renet", au_lr_scale="C")
+    assert cfg.lr_scale() == 3.0 and cfg.replace(holdout_aus=[4]).lr_scale() == 2.0
+    assert toy_config(tmp_path).lr_scale() == 1.0
+    assert toy_config(tmp_path, model="renet", au_lr_scale="C").config_hash() == \
+        toy_config(tmp_path, model="renet", au_lr_scale=3).config_hash()
+
+
+def test_profiles_paper_stays_faithful_and_demo_trains_theta_c_faster():
+    """Section 4.3 for the paper profile (Adam lr 1e-4 for every parameter, no schedule; ImageNet
+    initialisation, docs/reproduction-notes.md); the demo's opt-in remedies are explicit."""
+    from renet_core.profiles import get_profile
+
+    paper = ExperimentConfig(**{k: v for k, v in get_profile("paper").items() if k != "synth_size"})
+    assert (paper.lr, paper.lr_scale(), paper.lr_schedule, paper.batch_size) == (1e-4, 1.0, "constant", 100)
+    assert paper.pretrained == "imagenet" and paper.bn_refresh_batches == 0
+    demo = get_profile("demo")
+    assert demo["au_lr_scale"] == "C" and demo["lr_schedule"] == "cosine"

@@ -25,7 +25,8 @@ EXPECTED_FIGURES = ["fig2_relation_matrices.png", "fig3_tsne.png"]
 def test_the_study_has_a_notebook_per_table_and_figure():
     stems = {p.stem for p in NOTEBOOK_FILES}
     assert {"00_synthetic_data", "01_detection", "02_intensity", "03_new_au", "04_relation_ablation",
-            "05_augmentation_ablation", "06_relation_matrices", "07_tsne", "08_efficiency"} <= stems
+            "05_augmentation_ablation", "06_relation_matrices", "07_tsne", "08_efficiency",
+            "09_training_dynamics"} <= stems
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
@@ -140,3 +141,19 @@ def test_smoke_study_index_lists_every_output_with_status_and_source(smoke_study
     assert "Fig. 2" in readme and "Fig. 3" in readme
     assert "not** a reproduction" in readme and "smoke" in readme
     assert (base / "results" / "smoke_runs.csv").exists()
+
+
+def test_smoke_study_writes_the_training_dynamics_table_and_curves(smoke_study):
+    """Notebook 09: a summary row per variant, a curve point per evaluation, the figure, and the
+    data source named; the index lists both outputs."""
+    _, base = smoke_study
+    results = base / "results"
+    table = pd.read_csv(results / "training_dynamics.csv")
+    curves = pd.read_csv(results / "training_dynamics_curves.csv")
+    assert list(table["variant"]) == ["resnet18", "renet", "renet-lrC"]
+    assert set(curves["variant"]) == set(table["variant"]) and (curves.groupby("variant").size() == 2).all()
+    assert curves["loss_au"].between(0, 5).all() and curves["train_seconds"].gt(0).all()
+    assert "SynthAU" in (results / "training_dynamics.md").read_text()
+    assert (base / "figures" / "training_dynamics.png").stat().st_size > 10_000
+    readme = (results / "README.md").read_text()
+    assert "(training_dynamics.md)" in readme and "training_dynamics.png" in readme

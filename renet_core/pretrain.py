@@ -1,0 +1,63 @@
+"""An offline stand-in for ImageNet initialisation (``ExperimentConfig(pretrained="standin")``).
+
+The field's public AU code starts ResNet-18 from torchvision's ImageNet weights; the paper does
+not say (docs/reproduction-notes.md, "Initialisation"). Tests and the offline demo cannot
+download them, so the demo can start both models from a backbone this project trains itself:
+a plain ResNet-18 trained for AU occurrence on the SynthAU twin of *another* dataset (other
+synthetic subjects, other label statistics; no frame of the target dataset is seen), saved as a
+torchvision ``resnet18`` state_dict without ``fc``. It is a stand-in, not ImageNet: it has seen
+faces of the same generator, so it is a stronger start for SynthAU than ImageNet would be for
+real faces, and it is used for ResNet-18 and RE-Net alike.
+
+The backbone is trained once per (source twin, image size, steps, batch, lr, seed) and cached
+under ``<cache>/pretrained/``; it is itself an ordinary :func:`renet_core.experiment.run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .io import torch_save_atomic
+
+STANDIN = "standin"
+#: The SynthAU twin a dataset's stand-in backbone is trained on: never the dataset itself.
+SOURCE_LAYOUT = {"bp4d": "bp4dplus", "bp4dplus": "bp4d", "disfa": "bp4d"}
+#: Training budget of the stand-in (steps of ``batch_size``), shared by every run that uses it.
+STANDIN_STEPS = 600
+
+
+def standin_config(cfg, steps: int = STANDIN_STEPS):
+    """The config that trains the stand-in backbone for runs like ``cfg``."""
+    from .experiment import ExperimentConfig
+
+    every = min(200, steps)
+    return ExperimentConfig(
+        dataset=SOURCE_LAYOUT[cfg.dataset], task="occurrence", fold=1, data="synthetic",
+        synth_size=cfg.synth_size, synth_seed=cfg.synth_seed, cache_dir=cfg.cache_dir,
+        image_size=cfg.image_size, val_fraction=0.0, model="resnet18", lr=cfg.lr,
+        batch_size=cfg.batch_size, epochs=max(1, steps // every), steps_per_epoch=every, patience=10**6,
+        seed=cfg.seed, save_features=0, bn_refresh_batches=cfg.bn_refresh_batches,
+        method="standin-backbone", profile=cfg.profile, device=cfg.device, amp=cfg.amp,
+        progress=cfg.progress, results_dir=str(cfg.cache_root() / "pretrained" / "runs"))
+
+
+def standin_backbone(cfg, steps: int = STANDIN_STEPS) -> Path:
+    """Path of the stand-in backbone for runs like ``cfg`` (trained and cached on first use)."""
+    from . import experiment
+
+    if cfg.root or cfg.data == "real":
+        raise ValueError("pretrained='standin' is the offline demo's stand-in for ImageNet weights "
+                         "and is trained on SynthAU; for real data give a torchvision resnet18 "
+                         "state_dict file (or 'imagenet' to download torchvision's weights)")
+    pre = standin_config(cfg, steps)
+    path = cfg.cache_root() / "pretrained" / f"standin-{pre.config_hash()}.pt"
+    if path.exists():
+        return path
+    result = experiment.run(pre)
+    payload = torch.load(result.run_dir / "best.pt", map_location="cpu", weights_only=True)
+    backbone = {k[len("backbone."):]: v for k, v in payload["state_dict"].items()
+                if k.startswith("backbone.") and not k.startswith("backbone.fc")}
+    torch_save_atomic(backbone, path)
+    return path
