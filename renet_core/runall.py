@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import time
@@ -418,15 +417,24 @@ def write_readme(results: Path, names: Sequence[str]) -> Path:
 
 
 def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> Path | None:
-    """Copy the profile's tidy result rows next to the tables (``results/<profile>_runs.csv``)."""
+    """Merge the profile's tidy result rows into ``results/<profile>_runs.csv``: rows of runs
+    already there (same config hash, method, fold, AU, metric) are replaced, the others kept,
+    so that ``--only`` on another machine or store never drops the rows of committed tables."""
+    import pandas as pd
+
+    from .io import to_csv_atomic
+
     src = (store or default_store(profile)) / "results.csv"
     if not src.exists():
         return None
-    from .io import atomic_path
-
     target = results / f"{profile}_runs.csv"
-    with atomic_path(target, suffix=".csv") as tmp:
-        shutil.copyfile(src, tmp)
+    rows = pd.read_csv(src)
+    if target.exists():
+        rows = pd.concat([pd.read_csv(target), rows], ignore_index=True)
+        key = [c for c in ("config_hash", "dataset", "task", "method", "fold", "au", "metric", "seed")
+               if c in rows.columns]
+        rows = rows.drop_duplicates(subset=key, keep="last")
+    to_csv_atomic(rows, target, index=False)
     return target
 
 

@@ -157,3 +157,21 @@ def test_smoke_study_writes_the_training_dynamics_table_and_curves(smoke_study):
     assert (base / "figures" / "training_dynamics.png").stat().st_size > 10_000
     readme = (results / "README.md").read_text()
     assert "(training_dynamics.md)" in readme and "training_dynamics.png" in readme
+
+
+def test_copied_store_rows_merge_instead_of_replacing(tmp_path):
+    """``run_all --only X`` from another store keeps the rows of the tables already committed."""
+    results, store = tmp_path / "results", tmp_path / "store"
+    results.mkdir()
+    store.mkdir()
+    row = dict(dataset="bp4d", task="occurrence", method="renet", fold=1, au=1, metric="f1", seed=0)
+    pd.DataFrame([{**row, "value": 0.1, "config_hash": "old"}]).to_csv(results / "demo_runs.csv", index=False)
+    pd.DataFrame([{**row, "value": 0.2, "config_hash": "new"},
+                  {**row, "au": 2, "value": 0.3, "config_hash": "new"}]).to_csv(store / "results.csv", index=False)
+    runall.copy_store_rows("demo", results, store)
+    merged = pd.read_csv(results / "demo_runs.csv")
+    assert sorted(zip(merged["config_hash"], merged["au"])) == [("new", 1), ("new", 2), ("old", 1)]
+    pd.DataFrame([{**row, "value": 0.25, "config_hash": "new"}]).to_csv(store / "results.csv", index=False)
+    runall.copy_store_rows("demo", results, store)
+    merged = pd.read_csv(results / "demo_runs.csv")
+    assert len(merged) == 3 and merged.loc[(merged["config_hash"] == "new") & (merged["au"] == 1), "value"].item() == 0.25
