@@ -76,10 +76,11 @@ BUDGETS = {
 }
 
 
-def variant_config(base, variant: Variant, steps: int, eval_every: int):
-    """The config of one curve: ``base`` with the variant's overrides, ``steps // step_cost``
-    training steps in evaluation intervals of ``eval_every`` steps, early stopping off."""
-    over = {**PLAIN, **variant.overrides}
+def variant_config(base, variant: Variant, steps: int, eval_every: int, keep: Sequence[str] = ()):
+    """The config of one curve: ``base`` with :data:`PLAIN` (except the fields named in ``keep``,
+    which the user set) and the variant's overrides, ``steps // step_cost`` training steps in
+    evaluation intervals of ``eval_every`` steps, early stopping off."""
+    over = {**{k: v for k, v in PLAIN.items() if k not in keep}, **variant.overrides}
     total = max(1, int(round(steps / variant.step_cost)))
     epochs = max(1, int(round(total / max(1, int(eval_every)))))
     every = max(1, int(round(total / epochs)))
@@ -164,7 +165,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     all_pos = always_positive_f1(splits.test[label_cols].to_numpy(dtype=float))
     curves, tests = [], []
     for variant in chosen:
-        cfg = variant_config(base, variant, steps, eval_every)
+        cfg = variant_config(base, variant, steps, eval_every, keep=[k for k, v in changes.items() if v is not None])
         start = time.time()
         result = experiment.run(cfg, splits=splits)
         history = result.history or _stored_history(cfg)

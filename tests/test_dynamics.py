@@ -73,3 +73,8 @@ def test_variants_are_what_their_label_says_whatever_the_profile():
     assert (paper.lr_scale(), paper.lr_schedule, paper.head, paper.strategy) == (1.0, "constant", "shared", "one")
     fixed = dynamics.variant_config(demo, by_name["renet-lrC-cosine"], 600, 100)
     assert (fixed.lr_scale(), fixed.lr_schedule) == (3.0, "cosine")
+    # a field the user sets for the whole study is kept unless the variant itself sets it
+    mine = dynamics.variant_config(base(au_lr_scale=48), by_name["renet"], 600, 100, keep=["au_lr_scale"])
+    assert mine.lr_scale() == 48.0
+    theirs = dynamics.variant_config(base(au_lr_scale=48), by_name["renet-lrC"], 600, 100, keep=["au_lr_scale"])
+    assert theirs.lr_scale() == 3.0
