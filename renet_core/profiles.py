@@ -9,7 +9,8 @@ SynthAU size included (``synth_size``)::
   are meaningless beyond "the pipeline runs".
 * ``"demo"``: the whole CPU demo study (48 training runs: Tables 1-8 on SynthAU, 3 folds):
   48 px images, 4 epochs of 25 batches. Measured: 27 min 55 s for ``./run_all.sh`` on 2 CPU cores,
-  SynthAU writing and alignment included. Synthetic data: these results are never a
+  SynthAU writing and alignment included (before notebook 09, whose three 600-step curves add
+  388 s). Synthetic data: these results are never a
   reproduction of the paper's numbers; 100 steps also leave RE-Net (one AU per batch)
   undertrained.
 * ``"paper"``: section 4.3 -- 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100,
