@@ -103,24 +103,25 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
 
 
 def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator: torch.Generator,
-               per_au: dict[int, float] | None = None):
+               per_au: dict[int, torch.Tensor] | None = None):
     """The training loss of one batch (Eq. 6: summed over AUs, averaged over frames).
 
     ``trainable`` are the AU columns that may be learned (all but ``cfg.holdout_aus``). With
     strategy "one" the AU is drawn from ``generator``, which every DDP process seeds alike.
-    ``per_au``, when given, receives each trained AU's loss (column index -> float), so that
+    ``per_au``, when given, receives each trained AU's detached loss (column index -> tensor; no
+    device sync per step), so that
     the two strategies and the baseline can be compared per AU (training-dynamics study).
     """
     if ddp.unwrap(model).kind == "renet" and cfg.strategy == "one":
         k = trainable[int(torch.randint(len(trainable), (1,), generator=generator))]
         loss = masked_loss(model(images, au=k), target[:, k], mask[:, k], cfg.task)
         if per_au is not None and bool(mask[:, k].any()):
-            per_au[k] = float(loss.detach())
+            per_au[k] = loss.detach()
         return loss
     out = model(images)  # [B, C] or [B, C, 6]: all AUs in one pass (strategy 1; the baseline)
     losses = {k: masked_loss(out[:, k], target[:, k], mask[:, k], cfg.task) for k in trainable}
     if per_au is not None:
-        per_au.update({k: float(v.detach()) for k, v in losses.items() if bool(mask[:, k].any())})
+        per_au.update({k: v.detach() for k, v in losses.items() if bool(mask[:, k].any())})
     return sum(losses.values())
 
 
@@ -139,7 +140,7 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
             break
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
-            step_losses: dict[int, float] = {}
+            step_losses: dict[int, torch.Tensor] = {}
             loss = batch_loss(model, images, target, mask, cfg, trainable, generator, step_losses)
         if per_au_loss is not None:
             for k, value in step_losses.items():
@@ -270,7 +271,7 @@ def parameter_groups(model, cfg) -> list[dict]:
     """Adam's parameter groups: the shared parameters at ``cfg.lr``; RE-Net's AU-specific ones
     (``model.au_specific_parameters()``, theta_c of section 3.1) at ``cfg.lr * cfg.au_lr_scale``.
     With ``au_lr_scale == 1`` (the paper) this is one group, as ``Adam(model.parameters())``."""
-    scale = cfg.lr_scale() if hasattr(cfg, "lr_scale") else float(getattr(cfg, "au_lr_scale", 1.0))
+    scale = cfg.lr_scale()
     specific = model.au_specific_parameters() if scale != 1.0 else []
     ids = {id(p) for p in specific}
     shared = [p for p in model.parameters() if id(p) not in ids]
@@ -336,7 +337,7 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
                            epoch, device, trainable, info, per_au_loss)
         refresh_statistics(wrapped, train_set, cfg, epoch, device)
         train_seconds = time.time() - start
-        au_loss = [float(np.mean(v)) if v else float("nan") for v in per_au_loss]
+        au_loss = [float(torch.stack(v).float().mean()) if v else float("nan") for v in per_au_loss]
         record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0,
                   "train_seconds": train_seconds, "loss_per_au": au_loss, "val_per_au": []}
         improved = True
