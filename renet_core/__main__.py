@@ -9,8 +9,12 @@ Examples::
     python -m renet_core grid a.yaml b.yaml c.yaml --gpus 0,1          # one run per GPU
     torchrun --nproc_per_node=4 -m renet_core train --config run.yaml  # one run on 4 GPUs
 
-A config is built from: the defaults of ExperimentConfig < ``--profile`` < ``--config`` YAML <
-the shortcut flags < ``--set key=value`` (values parsed as YAML: ``[1, 2]``, ``1e-4``, ``null``).
+A config is built by ``ExperimentConfig.build`` from: the defaults of ExperimentConfig <
+``--profile`` < ``--config`` YAML < the shortcut flags < ``--set key=value`` (values parsed as
+YAML: ``[1, 2]``, ``1e-4``, ``null``), and typed and checked before any data is prepared. The data:
+``--root``, else ``$RENET_<DATASET>`` when set (as ``run_all``), else the SynthAU twin;
+``--set data=synthetic`` forces SynthAU. Without ``--results-dir`` runs go to the cache,
+``$RENET_CACHE/runs/<profile>`` (default ``~/.cache/renet_core``), never into the repository.
 """
 
 from __future__ import annotations
@@ -51,46 +55,53 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace):
+    """The run's config: :meth:`ExperimentConfig.build` (profile < ``--config`` YAML < shortcut
+    flags < ``--set``; the data decided as everywhere else: ``--root``, else ``$RENET_<DATASET>``,
+    else the SynthAU twin; ``--set data=synthetic`` forces SynthAU). ``--set key=null`` sets a
+    field to None (e.g. ``pretrained=null``: train from scratch)."""
     from .experiment import ExperimentConfig
-    from .profiles import get_profile
 
-    values: dict = {}
-    if args.profile:
-        values.update(get_profile(args.profile))
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise SystemExit(f"{args.config}: expected a YAML mapping of ExperimentConfig fields")
-        if "profile" in loaded and not args.profile:
-            values.update(get_profile(loaded["profile"]))
-        values.update(loaded)
+    overrides: dict = {}
     for field in SHORTCUTS:
         value = getattr(args, field)
-        if value is not None:
-            values[field] = yaml.safe_load(value) if field not in ("root", "results_dir") else value
+        if value is not None and field != "root":
+            overrides[field] = value if field == "results_dir" else yaml.safe_load(value)
+    nulls = {}
     for item in args.set:
         if "=" not in item:
             raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        values[key.strip()] = yaml.safe_load(value)
+        key, value = key.strip(), yaml.safe_load(value)
+        overrides[key] = value
+        if value is None and key not in ("root", "data"):
+            nulls[key] = None
     if args.force:
-        values["force"] = True
+        overrides["force"] = True
     if args.no_progress:
-        values["progress"] = False
+        overrides["progress"] = False
     try:
-        return ExperimentConfig.from_dict(values)
+        cfg = ExperimentConfig.build(profile=args.profile, yaml=args.config, root=args.root, **overrides)
+        if nulls:  # build() ignores None values (unset parameters); an explicit --set key=null is meant
+            ExperimentConfig.check_keys(nulls)
+            cfg = cfg.replace(**nulls)
+        return cfg
     except ValueError as exc:
         raise SystemExit(f"bad config: {exc}") from exc
 
 
 def _print_rows(rows) -> None:
+    """Print each metric's table, headed by the data that produced it (``data_source``)."""
     if rows is None or len(rows) == 0:
         return
     from .results import summary_table
 
     for (dataset, task), part in rows.groupby(["dataset", "task"]):
+        sources = sorted(part["data_source"].astype(str).unique()) if "data_source" in part else ["not recorded"]
+        synthetic = "synthetic" in part and part["synthetic"].astype(bool).any()
         for metric in sorted(part["metric"].unique()):
             print(f"\n{dataset} {task} {metric}:")
+            print(f"data: {'; '.join(sources)}"
+                  + (" -- SynthAU, not a reproduction of the paper's numbers" if synthetic else ""))
             print(summary_table(part, metric).round(3).to_string())
 
 

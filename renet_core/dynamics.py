@@ -148,7 +148,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     runs are reused (their identity covers every override), so a rerun only trains what is missing.
     """
     from . import experiment
-    from .runall import notebook_config
+    from .study import config
 
     budget = BUDGETS.get(profile, BUDGETS["demo"])
     steps = int(steps or budget["steps"])
@@ -158,7 +158,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     unknown = sorted(set(variants or []) - {v.name for v in VARIANTS})
     if unknown:
         raise ValueError(f"unknown variants {unknown}; expected some of {[v.name for v in VARIANTS]}")
-    base = notebook_config(profile, dataset, root=root, store_dir=store_dir, fold=fold, **changes)
+    base = config(profile, dataset, root=root, store_dir=store_dir, fold=fold, **changes)
     aus = base.resolved_aus()
     splits = experiment.load_splits(base)
     label_cols = experiment.label_columns(base)

@@ -37,10 +37,14 @@ ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4
 #: Fields added after results were first published, hashed only when they differ from these
 #: defaults, so that runs made before they existed keep their identity.
 LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au_lr_scale": 1.0,
-                "lr_schedule": "constant"}
-#: Fields that do not change a run's results (left out of the config hash).
-OPERATIONAL_FIELDS = ("root", "cache_dir", "results_dir", "device", "num_workers", "progress",
-                      "force", "eval_batch_size")
+                "lr_schedule": "constant", "num_workers": 0, "landmark_origin": 1,
+                "duplicate_rule": "frame"}
+#: Fields that do not change a run's results (left out of the config hash). ``root`` enters the
+#: hash through :meth:`ExperimentConfig.data_identity`; ``method`` and ``profile`` are labels.
+IDENTITY_EXCLUDED = ("root", "cache_dir", "results_dir", "device", "progress", "force", "eval_batch_size",
+                     "method", "profile")
+#: Files that describe a dataset's labels and landmarks (images and videos are not fingerprinted).
+LABEL_SUFFIXES = (".csv", ".txt", ".mat", ".json", ".dat", ".xlsx")
 
 
 @dataclass
@@ -59,8 +63,12 @@ class ExperimentConfig:
     cache_dir: str | None = None          # default $RENET_CACHE or ~/.cache/renet_core
     image_size: int = 224                 # crop fed to the network (paper: 224 from 256)
     duplicate_aus: list[int] | None = None  # Table 8 augmentation, e.g. [1, 2, 15, 23, 24]
+    duplicate_rule: str = "frame"         # "frame": a frame positive for any listed AU once more;
+                                          # "per_au": once more per listed AU it is positive for
     val_fraction: float = 0.15            # share of training subjects held out for early stopping
     val_max_frames: int | None = None     # evenly spaced subset of the validation frames (CPU demos)
+    landmark_origin: int = 1              # landmark files' first pixel: 1 = the datasets' MATLAB
+                                          # files (subtract 1, as JAA-Net); 0 = read as is
     # model
     model: str = "renet"                  # "renet" | "resnet18"
     relation_mode: str = "fixed"          # "fixed" | "learnable" | "none"
@@ -93,7 +101,8 @@ class ExperimentConfig:
     # bookkeeping and hardware
     method: str | None = None             # label in the results; None: derived (method_name)
     profile: str | None = None
-    results_dir: str = "results"
+    results_dir: str | None = None        # None: <cache_root()>/runs/<profile or "default">, outside
+                                          # the repository (checkpoints are large)
     device: str | None = None             # None: CUDA, then MPS, then CPU
     amp: str = "auto"                     # "auto" (bf16 where supported) | "bf16" | "fp16" | "off"
     channels_last: bool = True            # CUDA only
@@ -103,17 +112,53 @@ class ExperimentConfig:
     force: bool = False                   # retrain even if this config already finished
 
     # -- construction --------------------------------------------------------------------
+    #: Fields with a fixed set of values.
+    _CHOICES = {"task": ("occurrence", "intensity"), "model": ("renet", "resnet18"),
+                "relation_mode": ("fixed", "learnable", "none"), "strategy": ("one", "all"),
+                "lr_schedule": ("constant", "cosine"), "data": ("synthetic", "real"),
+                "intensity_rule": tuple(metrics.INTENSITY_RULES), "amp": ("auto", "bf16", "fp16", "off"),
+                "dataset": tuple(ROOT_ENV), "head": tuple(HEADS), "duplicate_rule": ("frame", "per_au"),
+                "landmark_origin": (0, 1)}
+    #: Numeric ranges: field -> (test, what is expected). None (where allowed) is not tested.
+    _LIMITS = {
+        "epochs": (lambda v: v >= 1, "an integer >= 1 (fewer would 'finish' an untrained model)"),
+        "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+        "patience": (lambda v: v >= 1, "an integer >= 1 (epochs without a better validation score)"),
+        "steps_per_epoch": (lambda v: v >= 1, "null (whole epochs) or an integer >= 1"),
+        "val_max_frames": (lambda v: v >= 1, "null (every validation frame) or an integer >= 1"),
+        "eval_batch_size": (lambda v: v >= 1, "null (batch_size) or an integer >= 1"),
+        "image_size": (lambda v: v >= 8, "an integer >= 8 (pixels; the paper: 224)"),
+        "seed": (lambda v: v >= 0, "an integer >= 0"),
+        "synth_seed": (lambda v: v >= 0, "an integer >= 0"),
+        "save_features": (lambda v: v >= 0, "an integer >= 0 (0: no features kept)"),
+        "bn_refresh_batches": (lambda v: v >= 0, "an integer >= 0 (0: plain BN)"),
+        "num_workers": (lambda v: v >= 0, "an integer >= 0"),
+        "lr": (lambda v: np.isfinite(v) and v > 0, "a number > 0, e.g. 1e-4"),
+        "weight_decay": (lambda v: np.isfinite(v) and v >= 0, "a number >= 0"),
+        "threshold": (lambda v: 0 < v < 1, "a number with 0 < threshold < 1, e.g. 0.5"),
+        "val_fraction": (lambda v: 0 <= v < 1, "a number with 0 <= val_fraction < 1"),
+        "bn_momentum": (lambda v: 0 < v <= 1, "a number with 0 < bn_momentum <= 1"),
+    }
+
+    def __post_init__(self) -> None:
+        self.validated()   # a config that exists is typed and checked, before any data is prepared
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ExperimentConfig":
-        """Build from a dict (papermill parameters, YAML); unknown keys are an error."""
+    def check_keys(cls, values: dict[str, Any], where: str = "") -> None:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**values).validated()
+            raise ValueError(f"unknown config keys {unknown}{where}; valid keys: {sorted(names)}")
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "ExperimentConfig":
+    def from_dict(cls, values: dict[str, Any]) -> "ExperimentConfig":
+        """Build from a dict (papermill parameters, YAML); unknown keys are an error."""
+        cls.check_keys(values)
+        return cls(**values)
+
+    @staticmethod
+    def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+        """The mapping in a YAML config file, as PyYAML reads it (values are coerced on construction)."""
         import yaml
 
         try:
@@ -122,6 +167,81 @@ class ExperimentConfig:
             raise ValueError(f"cannot read config {path}: {exc}") from exc
         if not isinstance(values, dict):
             raise ValueError(f"config {path} must be a YAML mapping of ExperimentConfig fields")
+        return values
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "ExperimentConfig":
+        try:
+            return cls.from_dict(cls.read_yaml(path))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @staticmethod
+    def configured_root(dataset: str, given: str | os.PathLike | None = None) -> str | None:
+        """The root of a real dataset: ``given``, else ``$RENET_<DATASET>`` (:data:`ROOT_ENV`), else
+        None (its SynthAU twin). The one place where the dataset variables are read."""
+        if dataset not in ROOT_ENV:
+            raise ValueError(f"config dataset={dataset!r}; expected one of {tuple(ROOT_ENV)}")
+        if given:
+            return str(given)
+        return os.environ.get(ROOT_ENV[dataset]) or None
+
+    @classmethod
+    def build(cls, profile: str | None = None, yaml: str | os.PathLike | None = None,
+              root: str | os.PathLike | None = None, **overrides) -> "ExperimentConfig":
+        """The one config builder (CLI, notebooks, tests). Later layers win:
+
+        1. the defaults of this class;
+        2. the profile's values (:func:`renet_core.profiles.get_profile`): ``profile``, or when it
+           is None the ``profile`` named in ``overrides``, else in the YAML file;
+        3. the YAML file ``yaml`` (its keys are fields; unknown keys are an error);
+        4. ``overrides`` (field=value); a None value is ignored, like an unset papermill parameter.
+
+        Then the data, decided one way for everyone: an explicit root (``root``, else a ``root``
+        override, else the YAML's) -> that copy, ``data="real"``; else an explicit
+        ``data="synthetic"`` (override or YAML) -> the SynthAU twin; else ``$RENET_<DATASET>`` when
+        set -> that copy; else the SynthAU twin, with one printed line when real data was asked for
+        by the profile. An explicit ``data="real"`` with no root anywhere is an error. Every value
+        is then typed and checked (:meth:`validated`) before anything is prepared.
+        """
+        from .data.index import DATASETS
+        from .profiles import get_profile
+
+        loaded = cls.read_yaml(yaml) if yaml is not None else {}
+        cls.check_keys(loaded, f" in {yaml}")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        cls.check_keys(overrides)
+        name = profile or overrides.get("profile") or loaded.get("profile")
+        values: dict[str, Any] = get_profile(name) if name else {}
+        values.update(loaded)
+        values.update(overrides)
+
+        explicit_root = root if root is not None else overrides.get("root", loaded.get("root"))
+        explicit_data = overrides.get("data", loaded.get("data"))
+        dataset = values.get("dataset", cls.dataset)
+        if explicit_data not in (None, "synthetic", "real"):
+            raise ValueError(f"config data={explicit_data!r}; expected one of {cls._CHOICES['data']}")
+        if explicit_root is not None:
+            if explicit_data == "synthetic":
+                raise ValueError(f"config root={str(explicit_root)!r} with data='synthetic': a root names a "
+                                 "dataset copy on disk; drop root for the SynthAU twin, or drop data='synthetic'")
+            values.update(root=cls.configured_root(dataset, explicit_root), data="real")
+        elif explicit_data == "synthetic":
+            values.update(root=None, data="synthetic")
+        else:
+            configured = cls.configured_root(dataset)
+            var, label = ROOT_ENV[dataset], DATASETS[dataset]
+            if configured:
+                values.update(root=configured, data="real")
+            elif explicit_data == "real":
+                raise ValueError(f"config data='real' for {label} needs its root: pass root=... (CLI: --root) "
+                                 f"or set ${var}; or data='synthetic' for its SynthAU twin")
+            else:
+                if values.get("data") == "real":
+                    print(f"{label}: no dataset root (set ${var} or pass root=...); profile {name!r} asked for "
+                          "real data, using its SynthAU twin. These results are NOT a reproduction of the paper.",
+                          flush=True)
+                values.update(root=None, data="synthetic")
         return cls.from_dict(values)
 
     def replace(self, **changes) -> "ExperimentConfig":
@@ -130,38 +250,132 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @staticmethod
+    def labelled_aus(dataset: str, task: str) -> list[int]:
+        """The AUs the dataset's label files carry for ``task`` (``renet_core.data.labels``): what
+        ``aus`` may name. ``duplicate_aus`` may name any of the dataset's occurrence AUs."""
+        from .data import labels
+
+        if task == "intensity":
+            return list(labels.INTENSITY_AUS[dataset])
+        return list({"bp4d": labels.BP4D_AUS, "disfa": labels.DISFA_AUS,
+                     "bp4dplus": labels.BP4DPLUS_AUS}[dataset])
+
+    @staticmethod
+    def _coerce(name: str, annotation: str, value: Any) -> Any:
+        """``value`` as the field's annotated type: numbers from strings ("1e-4", "3"), as PyYAML
+        and ``--set`` give them; an error names the field, the value and the type expected."""
+        import numbers
+
+        kinds = [k.strip() for k in str(annotation).split("|")]
+        if value is None:
+            if "None" in kinds:
+                return None
+            raise ValueError(f"config {name}=None; expected a value of type {annotation}")
+        kind = next(k for k in kinds if k != "None")
+
+        def number(v, integer: bool):
+            if isinstance(v, bool):
+                raise ValueError
+            if isinstance(v, str):
+                text = v.strip()
+                try:
+                    v = int(text)
+                except ValueError:
+                    v = float(text)
+            if isinstance(v, numbers.Integral):
+                return int(v) if integer else float(v)
+            if isinstance(v, numbers.Real):
+                if integer and not float(v).is_integer():
+                    raise ValueError
+                return int(v) if integer else float(v)
+            raise ValueError
+
+        try:
+            if kind == "bool":
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in ("true", "yes", "on", "1"):
+                    return True
+                if text in ("false", "no", "off", "0"):
+                    return False
+                raise ValueError
+            if kind in ("int", "float"):
+                return number(value, kind == "int")
+            if kind == "str":
+                if isinstance(value, os.PathLike):
+                    return os.fspath(value)
+                if not isinstance(value, str):
+                    raise ValueError
+                return value
+            if kind == "list[int]":
+                if isinstance(value, str):
+                    text = value.strip().strip("[]").strip()
+                    value = [part for part in text.split(",") if part.strip()] if text else []
+                if isinstance(value, np.ndarray):
+                    value = value.tolist()
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError
+                items = [number(v, True) for v in value]
+                if len(set(items)) != len(items):
+                    raise ValueError
+                return items
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            return value   # a type this method does not handle: left as given
+        if kind == "float" and "str" in kinds and isinstance(value, str):
+            return value   # e.g. au_lr_scale="C", checked by validated()
+        expected = {"bool": "true or false", "int": "an integer", "float": "a number (such as 0.5 or 1e-4)",
+                    "str": "text",
+                    "list[int]": "a list of distinct AU numbers, e.g. [1, 2, 4] (a single AU: [12])"}[kind]
+        if "None" in kinds:
+            expected += " or null"
+        raise ValueError(f"config {name}={value!r}; expected {expected}")
+
     def validated(self) -> "ExperimentConfig":
-        choices = {"task": ("occurrence", "intensity"), "model": ("renet", "resnet18"),
-                   "relation_mode": ("fixed", "learnable", "none"), "strategy": ("one", "all"),
-                   "lr_schedule": ("constant", "cosine"),
-                   "data": ("synthetic", "real"), "intensity_rule": metrics.INTENSITY_RULES,
-                   "amp": ("auto", "bf16", "fp16", "off"), "dataset": tuple(ROOT_ENV)}
-        for name, allowed in choices.items():
+        """Type and check every field (run on construction, again by :meth:`replace`): numbers
+        from strings, enumerations, ranges, AUs against the dataset's labelled AUs. A ValueError
+        names the field, the value and what is expected."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, self._coerce(f.name, f.type, getattr(self, f.name)))
+        for name, allowed in self._CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config {name}={getattr(self, name)!r}; expected one of {allowed}")
         if self.fold not in (1, 2, 3):
             raise ValueError(f"config fold={self.fold!r}; expected 1, 2 or 3")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"config val_fraction={self.val_fraction}; expected 0 <= value < 1")
+        for name, (ok, expected) in self._LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ValueError(f"config {name}={value!r}; expected {expected}")
+        if self.au_lr_scale != "C" and not (isinstance(self.au_lr_scale, float) and self.au_lr_scale > 0):
+            raise ValueError(f"config au_lr_scale={self.au_lr_scale!r}; expected a positive number or 'C' "
+                             "(the number of trained AUs)")
+        from .data.index import DATASETS
+        from .synth.plans import SIZES
+
+        if self.synth_size not in SIZES:
+            raise ValueError(f"config synth_size={self.synth_size!r}; expected one of {SIZES}")
+        label = DATASETS[self.dataset]
+        labelled = self.labelled_aus(self.dataset, self.task)
+        stray = [a for a in (self.aus or []) if a not in labelled]
+        if stray:
+            raise ValueError(f"config aus={self.aus}: {', '.join(f'AU{a}' for a in stray)} not labelled for "
+                             f"{self.task} in {label}; expected AUs among {label}'s {labelled}")
+        occurrence = self.labelled_aus(self.dataset, "occurrence")
+        stray = [a for a in (self.duplicate_aus or []) if a not in occurrence]
+        if stray:
+            raise ValueError(f"config duplicate_aus={self.duplicate_aus}: {', '.join(f'AU{a}' for a in stray)} "
+                             f"not labelled in {label}; expected AUs among {label}'s {occurrence}")
         aus = self.resolved_aus()
         stray = [a for a in self.holdout_aus if a not in aus]
         if stray:
-            raise ValueError(f"holdout_aus {stray} are not among the run's AUs {aus}")
-        if self.head not in HEADS:
-            raise ValueError(f"config head={self.head!r}; expected one of {HEADS}")
-        try:
-            self.bn_momentum = float(self.bn_momentum)
-            if self.au_lr_scale != "C":
-                self.au_lr_scale = float(self.au_lr_scale)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"config au_lr_scale={self.au_lr_scale!r}, bn_momentum={self.bn_momentum!r}: "
-                             f"expected numbers (au_lr_scale may also be 'C'): {exc}") from exc
-        if self.au_lr_scale != "C" and not self.au_lr_scale > 0:
-            raise ValueError(f"config au_lr_scale={self.au_lr_scale}; expected a positive number or 'C'")
-        if not 0 < self.bn_momentum <= 1:
-            raise ValueError(f"config bn_momentum={self.bn_momentum}; expected 0 < value <= 1")
+            raise ValueError(f"config holdout_aus={self.holdout_aus}: {stray} are not among the run's AUs {aus}")
         if self.holdout_aus and self.model != "renet":
             raise ValueError("holdout_aus (unseen-AU transfer, Table 6) needs model='renet'")
+        if self.results_dir is None:
+            self.results_dir = str(self.cache_root() / "runs" / (self.profile or "default"))
         return self
 
     # -- derived values ------------------------------------------------------------------
@@ -197,15 +411,33 @@ class ExperimentConfig:
         return name
 
     def config_hash(self) -> str:
-        """Hash of every field that can change the results (not paths, devices, workers)."""
+        """The run identity: a hash of every setting that can change the results -- the data
+        (:meth:`data_identity`) included, labels, paths and devices left out (``IDENTITY_EXCLUDED``).
+        Computed once per config object (fields are not meant to change after construction)."""
+        cached = self.__dict__.get("_identity")
+        if cached is not None:
+            return cached
         values = self.to_dict()
         values["au_lr_scale"] = self.lr_scale()   # "C" and its number are the same run
-        values = {k: v for k, v in values.items() if k not in OPERATIONAL_FIELDS
+        values = {k: v for k, v in values.items() if k not in IDENTITY_EXCLUDED
                   and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         values["aus"] = self.resolved_aus()
-        values["method"] = self.method_name()
+        values["data_identity"] = self.data_identity()
         text = json.dumps(values, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.__dict__["_identity"] = key
+        return key
+
+    def data_identity(self) -> str:
+        """What the run's data is, for :meth:`config_hash`: the SynthAU twin by layout, size, seed
+        and generator version; a dataset root by its resolved path and a fingerprint of its label
+        and landmark files (:func:`data_fingerprint`: names, sizes, modification times)."""
+        if not self.root and self.data == "synthetic":
+            from .synth import GENERATOR_VERSION
+
+            return f"synthau:{self.dataset}-{self.synth_size}-seed{self.synth_seed}-v{GENERATOR_VERSION}"
+        root = dataset_root(self)   # the root given, or $RENET_<DATASET> (a clear error when unset)
+        return f"{root.resolve()}:{data_fingerprint(root)}"
 
     def cache_root(self) -> Path:
         return Path(self.cache_dir or os.environ.get("RENET_CACHE") or Path.home() / ".cache" / "renet_core")
@@ -239,11 +471,12 @@ def dataset_root(cfg: ExperimentConfig) -> Path:
 
 def synth_twin(layout: str, size: str, seed: int, cache: Path) -> Path:
     """The SynthAU copy of ``layout``, written once (atomically: a temp folder renamed)."""
+    from .data.layout import SYNTH_MARKER
     from .synth import GENERATOR_VERSION
 
     # the generator version is in the name: new defaults never reuse stale images or crops
     root = cache / "synthau" / f"{layout}-{size}-seed{seed}-v{GENERATOR_VERSION}"
-    if (root / "SYNTHAU.json").exists():
+    if (root / SYNTH_MARKER).exists():
         return root
     from .synth import write_dataset
 
@@ -254,7 +487,7 @@ def synth_twin(layout: str, size: str, seed: int, cache: Path) -> Path:
         try:
             os.replace(tmp, root)
         except OSError:  # another process finished first
-            if not (root / "SYNTHAU.json").exists():
+            if not (root / SYNTH_MARKER).exists():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -292,8 +525,10 @@ def load_splits(cfg: ExperimentConfig) -> Splits:
     from . import data
 
     root = dataset_root(cfg)
-    cache = cfg.cache_root() / "prepared" / f"{cfg.dataset}-{_short_hash(str(root.resolve()))}-{crop_size(cfg.image_size)}"
-    index = data.prepare(cfg.dataset, root, cache, size=crop_size(cfg.image_size), progress=cfg.progress)
+    # "-lm<origin>": one cache per landmark reading; caches named before it (0-based) unused
+    cache = cfg.cache_root() / "prepared" / f"{cfg.dataset}-{_short_hash(str(root.resolve()))}-{crop_size(cfg.image_size)}-lm{cfg.landmark_origin}"
+    index = data.prepare(cfg.dataset, root, cache, size=crop_size(cfg.image_size), progress=cfg.progress,
+                         landmark_origin=cfg.landmark_origin)
     train, test = data.split(index, cfg.fold)
     train, val = subject_split(train, cfg.val_fraction, cfg.seed)
     val = thin_frames(val, cfg.val_max_frames)
@@ -310,7 +545,7 @@ def make_dataset(frames: pd.DataFrame, cfg: ExperimentConfig, train: bool):
     from .data import AUDataset
 
     return AUDataset(frames, cfg.resolved_aus(), task=cfg.task, train=train, image_size=cfg.image_size,
-                     duplicate_aus=cfg.duplicate_aus if train else None)
+                     duplicate_aus=cfg.duplicate_aus if train else None, duplicate_rule=cfg.duplicate_rule)
 
 
 def relation_from_training(train: pd.DataFrame, cfg: ExperimentConfig) -> np.ndarray:
@@ -327,6 +562,25 @@ def relation_from_training(train: pd.DataFrame, cfg: ExperimentConfig) -> np.nda
 
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def data_fingerprint(root: str | os.PathLike) -> str:
+    """A cheap fingerprint of a dataset copy: the relative path, size and modification time of
+    every label and landmark file under ``root`` (``LABEL_SUFFIXES``; image and video files are
+    listed but not read). Fixing a label file, or pointing at another copy, changes it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"dataset root {root} is not a folder; expected the dataset as distributed "
+                         "(see README, 'Datasets')")
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(LABEL_SUFFIXES):
+                path = Path(folder) / name
+                stat = path.stat()
+                digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------- runs
@@ -369,6 +623,8 @@ def run(config: ExperimentConfig | dict, splits: Splits | None = None,
     if cfg.force and info.is_main:
         for name in ("done.json", "last.pt", "best.pt"):
             (run_dir / name).unlink(missing_ok=True)
+    if info.is_main:   # temp files of killed runs go; a bad best.pt/last.pt fails now, before any data work
+        loop.check_checkpoints(run_dir)
     device = pick_device(cfg.device)
     info = ddp.setup(device)
     device = ddp.device_for(info, device)
@@ -416,14 +672,14 @@ def evaluate_model(model, cfg: ExperimentConfig, splits: Splits, store: ResultsS
         ddp.unwrap(model).derive_unseen_aus([cfg.resolved_aus().index(a) for a in cfg.holdout_aus])
     test_set = make(splits.test, cfg, False)
     loader = loop.eval_loader(test_set, cfg, pin=device.type == "cuda")
-    pred = loop.predict(model, loader, device, cfg, desc="test")
+    pred = loop.predict(model, loader, device, cfg, desc="test", features=cfg.save_features)
     per_metric = loop.score_predictions(pred, cfg)
     arrays = {"y_true": pred["y_true"], "scores": pred["scores"], "aus": np.array(cfg.resolved_aus()),
               "subject": np.asarray(splits.test["subject"].astype(str), dtype=str),
               "frame": np.asarray(splits.test["frame"].astype(str), dtype=str) if "frame" in splits.test else np.array([], dtype=str)}
     if cfg.task == "intensity":
         arrays["y_pred"] = metrics.decode_intensity(pred["scores"], cfg.intensity_rule)
-    arrays.update(test_features(model, test_set, cfg, device))
+    arrays.update({k: pred[k] for k in ("features", "features_index") if k in pred})
     store.save_predictions(key, **arrays)
     epochs = len(history) if history else None
     rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
@@ -432,22 +688,6 @@ def evaluate_model(model, cfg: ExperimentConfig, splits: Splits, store: ResultsS
     store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                           "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
     return rows
-
-
-@torch.no_grad()
-def test_features(model, test_set, cfg: ExperimentConfig, device) -> dict:
-    """Pooled features of the first ``cfg.save_features`` test frames, for the t-SNE of Fig. 3:
-    ``[n, C, 512]`` for RE-Net (one feature per AU), ``[n, 512]`` for the baseline (float16)."""
-    n = min(cfg.save_features, len(test_set))
-    if n <= 0:
-        return {}
-    from torch.utils.data import DataLoader, Subset
-
-    model = ddp.unwrap(model).eval()
-    feats = []
-    for images, _, _ in DataLoader(Subset(test_set, range(n)), batch_size=cfg.eval_batch_size or cfg.batch_size):
-        feats.append(model.features(images.to(device)).float().cpu())
-    return {"features": torch.cat(feats).numpy().astype(np.float16), "features_index": np.arange(n)}
 
 
 def result_rows(cfg: ExperimentConfig, per_metric: dict[str, np.ndarray], source: str, synthetic: bool,
@@ -469,15 +709,31 @@ def result_rows(cfg: ExperimentConfig, per_metric: dict[str, np.ndarray], source
 
 def evaluate(config: ExperimentConfig | dict, checkpoint: str | os.PathLike | None = None,
              splits: Splits | None = None, dataset_factory=None) -> pd.DataFrame:
-    """Re-evaluate a trained run on its test fold from ``checkpoint`` (default: its ``best.pt``)."""
+    """Re-evaluate a trained run on its test fold from ``checkpoint`` (default: its ``best.pt``).
+
+    The rows are filed under this config's run and mark it done, so a checkpoint whose model
+    (kind, task, AUs, RE-Net's relation mode and head) differs from the config is refused before
+    any data is prepared, naming each difference."""
     from .device import pick_device
     from .model import load_checkpoint
 
     cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config)
     store = ResultsStore(cfg.results_dir)
-    path = Path(checkpoint) if checkpoint else store.run_dir(cfg.config_hash()) / "best.pt"
+    own = store.run_dir(cfg.config_hash()) / "best.pt"
+    path = Path(checkpoint) if checkpoint else own
+    if not path.is_file():
+        hint = (f"train this config first (python -m renet_core train with the same settings) or pass "
+                f"--checkpoint" if path == own else "check the path")
+        raise FileNotFoundError(f"checkpoint not found: {path}; {hint}")
     device = pick_device(cfg.device)
-    model, _ = load_checkpoint(path, aus=cfg.resolved_aus(), map_location="cpu")
+    expect = {"model": cfg.model, "task": cfg.task, "aus": cfg.resolved_aus(),
+              "relation_mode": cfg.relation_mode, "head": cfg.head}
+    try:
+        model, _ = load_checkpoint(path, aus=cfg.resolved_aus(), map_location="cpu", expect=expect)
+    except ValueError as exc:
+        if path != own and "config says" in str(exc):
+            raise ValueError(f"{exc}: {own}") from None
+        raise
     model.to(device)
     return evaluate_model(model, cfg, splits or load_splits(cfg), store, device, dataset_factory or make_dataset)
 

@@ -9,9 +9,46 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
 from typing import Iterator
+
+#: Name of a temporary file of :func:`atomic_path`: ``.<target name>.<8 random chars><suffix>``
+#: (8 hex digits; older versions used :func:`tempfile.mkstemp`'s letters, digits and "_").
+PARTIAL_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+$")
+
+
+def _create_temp(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty new file ``folder/<prefix><random><suffix>`` with the permissions an
+    ordinary ``open(path, "w")`` gives (0666 less the umask, typically 0644), unlike
+    :func:`tempfile.mkstemp`'s 0600, which ``os.replace`` would carry over to the target."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"could not create a temporary file for {prefix!r} in {folder}")
+
+
+def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in
+    ``folder`` (not recursive); returns them. Call it only where no writer is active, e.g. when
+    a run starts in its own run folder."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        if PARTIAL_NAME.match(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -25,9 +62,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None, fsync: boo
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix or ".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(target.parent, f".{target.name}.", suffix or ".tmp")
     try:
         yield tmp_path
         if fsync:

@@ -46,9 +46,8 @@ class AUBatchNorm2d(nn.Module):
     BN(x, c, G) = gamma_c^G * (x - mu_c) / sqrt(sigma_c^2 + eps) + beta_c^G, with
     gamma_c^G = sum_k w_ck gamma_k / sum_k w_ck (Eq. 5; same for beta).
 
-    ``relation`` is a :class:`RelationGraph` shared by every layer of a network (not registered
-    here; its owner registers it once), a C x C matrix (a fixed graph owned by this layer),
-    ``"learnable"``, or ``"none"``/``None`` (identity graph: Eq. 3 alone).
+    ``relation`` is the network's :class:`RelationGraph`, shared by every layer (not registered
+    here; its owner registers it once), or None: the identity graph, Eq. 3 alone.
 
     Which AU the layer is conditioned on is set by the owning network through ``active_au``: an
     AU index (input ``[B, F, H, W]`` of that AU) or :data:`ALL_AUS` (input ``[C*B, F, H, W]``, the C
@@ -61,10 +60,14 @@ class AUBatchNorm2d(nn.Module):
     updates), so the initial 0/1 statistics do not linger in short runs; after 1/momentum updates
     it is the usual exponential average. ImageNet-initialised statistics are blended as usual
     (:func:`load_imagenet_backbone` marks them as already tracked). See docs/reproduction-notes.md.
+
+    As ``torch.nn.BatchNorm2d``: ``momentum=None`` makes the running statistics a cumulative
+    average of every batch since :meth:`reset_running_stats`, so re-estimating them is the loop of
+    ``torch.optim.swa_utils.update_bn`` (``renet_core.train.refresh_statistics``).
     """
 
-    def __init__(self, num_features: int, num_aus: int, relation=None, denominator: str = "signed",
-                 eps: float = 1e-5, momentum: float = 0.1, test_statistics: str = "running",
+    def __init__(self, num_features: int, num_aus: int, relation: RelationGraph | None = None,
+                 eps: float = 1e-5, momentum: float | None = 0.1, test_statistics: str = "running",
                  warm_start_statistics: bool = True):
         super().__init__()
         if test_statistics not in TEST_STATISTICS:
@@ -77,14 +80,15 @@ class AUBatchNorm2d(nn.Module):
         self.register_buffer("running_var", torch.ones(num_aus, num_features))
         self.warm_start_statistics = bool(warm_start_statistics)
         self.register_buffer("au_batches_tracked", torch.zeros(num_aus, dtype=torch.long))
-        if isinstance(relation, RelationGraph):
+        if relation is None:
+            self.relation = RelationGraph(num_aus, mode="none")      # Eq. 3 alone, owned here
+        elif isinstance(relation, RelationGraph):
             if relation.num_aus != self.num_aus:
                 raise ValueError(f"relation graph has {relation.num_aus} AUs, layer has {num_aus}")
             object.__setattr__(self, "_shared_graph", relation)   # owner registers it
         else:
-            mode = relation if isinstance(relation, str) else ("none" if relation is None else "fixed")
-            matrix = None if isinstance(relation, str) or relation is None else relation
-            self.relation = RelationGraph(num_aus, matrix, mode=mode, denominator=denominator)
+            raise TypeError(f"relation must be a renet_core.relation.RelationGraph or None, got "
+                            f"{type(relation).__name__}")
         self.active_au: int | str | None = None
 
     @property
@@ -99,7 +103,9 @@ class AUBatchNorm2d(nn.Module):
         au = self.active_au
         if au is None:
             raise RuntimeError("AUBatchNorm2d needs an AU: call the owning network as model(x, au=k) or model(x)")
-        gamma, beta = self.affine()
+        # Eq. 5 in the statistics' precision: under autocast the mix is a bf16/fp16 matmul, and
+        # batch_norm refuses low-precision affine parameters beside float32 running statistics
+        gamma, beta = (t.to(self.running_mean.dtype) for t in self.affine())
         use_batch_stats = self.training or self.test_statistics == "batch"
         if au != ALL_AUS:
             keep_running = self.training
@@ -132,13 +138,31 @@ class AUBatchNorm2d(nn.Module):
         shift = shift.repeat_interleave(per_au, dim=0)[:, :, None, None]
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
+    def reset_running_stats(self) -> None:
+        """Every AU's statistics back to mean 0, variance 1, no batch seen (as BatchNorm2d)."""
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.au_batches_tracked.zero_()
+
+    @torch.no_grad()
+    def transfer_statistics(self, unseen: Sequence[int], trained: Sequence[int], weights: torch.Tensor) -> None:
+        """Give AUs never run in training statistics: ``weights`` [U, T] (rows summing to 1)
+        average the trained AUs' running mean and variance (Table 6, :meth:`RENet.derive_unseen_aus`)."""
+        weights = weights.to(self.running_mean.dtype)
+        self.running_mean[list(unseen)] = weights @ self.running_mean[list(trained)]
+        self.running_var[list(unseen)] = weights @ self.running_var[list(trained)]
+
     def _momenta(self) -> torch.Tensor:
-        """Per-AU update weight of the running statistics: ``[C]``."""
+        """Per-AU update weight of the running statistics: ``[C]`` (``momentum=None``: the
+        cumulative average 1 / (n_c + 1))."""
+        cumulative = 1.0 / (self.au_batches_tracked.float() + 1.0)
+        if self.momentum is None:
+            return cumulative
         base = torch.full(self.au_batches_tracked.shape, self.momentum, dtype=torch.float32,
                           device=self.au_batches_tracked.device)
         if not self.warm_start_statistics:
             return base
-        return torch.maximum(base, 1.0 / (self.au_batches_tracked.float() + 1.0))
+        return torch.maximum(base, cumulative)
 
     @torch.no_grad()
     def _update_running(self, mean, var, count):
@@ -253,10 +277,14 @@ class RENet(_AUModel):
                 norm.active_au = None
 
     def features(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
-        """Pooled features: ``[B, 512]`` conditioned on AU ``au``, or ``[B, C, 512]`` for all AUs
-        (one batched pass; the stem convolution, which precedes any BN, is computed once)."""
+        """Pooled features: ``[B, 512]`` conditioned on AU ``au``, or ``[B, C, 512]`` for all AUs.
+        All AUs are computed in one batched pass (the C copies stacked) or, in eval mode where
+        :meth:`all_au_layout` says it is faster, as a loop of C conditioned passes; either way the
+        stem convolution, which precedes any BN, is computed once."""
         net, batch = self.backbone, x.shape[0]
         x = net.conv1(x)
+        if au is None and not self.training and self.all_au_layout(x) == "loop":
+            return torch.stack([self._from_stem(x, k) for k in range(self.num_aus)], dim=1)
         if au is None:
             x = x.repeat(self.num_aus, 1, 1, 1)
             mode = ALL_AUS
@@ -270,9 +298,40 @@ class RENet(_AUModel):
             x = x.view(self.num_aus, batch, -1).transpose(0, 1)
         return x
 
+    def _from_stem(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        net = self.backbone
+        with self._conditioned(k):
+            x = net.maxpool(net.relu(net.bn1(x)))
+            x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+            return torch.flatten(net.avgpool(x), 1)
+
+    #: "auto" (:meth:`all_au_layout` decides), "batched" or "loop": how eval runs all AUs.
+    layout: str = "auto"
+    #: CPU only: the batched pass is faster while the C stacked copies hold at most this many
+    #: input pixels, the loop above it. Measured on 2 CPU cores (ms/image, 12 AUs, batched / loop):
+    #: 48 px batch 32: 26 / 32; 48 px batch 16: 32 / 31; 224 px batch 1: 460 / 606; 224 px
+    #: batch 16: 638 / 381 (``python -m renet_core.bench model``; docs/reproduction-notes.md).
+    CPU_BATCHED_MAX_PIXELS = 3_000_000
+
+    def all_au_layout(self, stem: torch.Tensor) -> str:
+        """"batched" or "loop" for an all-AU eval pass on ``stem`` (the stem convolution's output,
+        half the input's side): ``self.layout`` unless "auto"; auto is batched on accelerators,
+        and on the CPU batched while C x batch x input pixels <= :attr:`CPU_BATCHED_MAX_PIXELS`."""
+        if self.layout != "auto":
+            return self.layout
+        if stem.device.type != "cpu":
+            return "batched"
+        stacked = self.num_aus * stem.shape[0] * stem.shape[2] * stem.shape[3] * 4
+        return "batched" if stacked <= self.CPU_BATCHED_MAX_PIXELS else "loop"
+
     def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
         index = None if au is None else self.au_index(au)
         return self.head(self.features(x, index), index)
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        """All AUs' outputs from :meth:`features` ``[B, C, 512]`` (``forward(x) ==
+        classify(features(x))``), so one pass gives both (test predictions and Fig. 3)."""
+        return self.head(feats, None)
 
     def au_specific_parameters(self) -> list[nn.Parameter]:
         """theta_c of section 3.1: every BN layer's per-AU scale and bias (gamma_k, beta_k), and
@@ -311,8 +370,7 @@ class RENet(_AUModel):
         weights[empty] = 1.0
         weights = weights / weights.sum(1, keepdim=True)
         for norm in self._norms:
-            norm.running_mean[unseen] = weights @ norm.running_mean[trained]
-            norm.running_var[unseen] = weights @ norm.running_var[trained]
+            norm.transfer_statistics(unseen, trained, weights)
         if not self.head.shared:
             mix = self.relation.mixing_matrix()[unseen][:, trained]
             mix = mix / mix.sum(1, keepdim=True).where(mix.sum(1, keepdim=True).abs() > 1e-6,
@@ -344,9 +402,12 @@ class ResNet18Baseline(_AUModel):
         return self.backbone(x)
 
     def forward(self, x: torch.Tensor, au: int | None = None) -> torch.Tensor:
-        feats = self.features(x)
-        out = self.head(feats.unsqueeze(1).expand(-1, self.num_aus, -1), None)
+        out = self.classify(self.features(x))
         return out if au is None else out[:, self.au_index(au)]
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        """All AUs' outputs from :meth:`features` ``[B, 512]``."""
+        return self.head(feats.unsqueeze(1).expand(-1, self.num_aus, -1), None)
 
 
 def build_model(kind: str, aus: Sequence[int], task: str = "occurrence", relation=None,
@@ -477,13 +538,49 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     return payload
 
 
-def load_checkpoint(path, aus: Sequence[int] | None = None, map_location="cpu"):
+#: Settings that decide what a checkpoint's model is; :func:`load_checkpoint` compares them.
+MODEL_SETTINGS = ("model", "task", "aus", "relation_mode", "head")
+
+
+def checkpoint_settings(payload: dict) -> dict:
+    """What the checkpoint's model is: ``model`` (kind), ``task``, ``aus``, and for RE-Net its
+    ``relation_mode`` and ``head``; from the model description, else the config it carries (older
+    checkpoints lack some options), else the defaults of the time."""
+    options = dict(payload.get("options") or {})
+    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    out = {"model": payload["kind"], "task": payload["task"], "aus": [int(a) for a in payload["aus"]]}
+    if payload["kind"] == "renet":
+        for key, default in (("relation_mode", "fixed"), ("head", "shared")):
+            out[key] = options.get(key) or config.get(key) or default
+    return out
+
+
+def load_checkpoint(path, aus: Sequence[int] | None = None, map_location="cpu", expect: dict | None = None):
     """Rebuild the model stored in ``path``; returns ``(model, payload)``.
 
     ``aus``, when given, must equal the checkpoint's AU list (order included): a model trained
-    for other AUs would silently answer for the wrong ones.
+    for other AUs would silently answer for the wrong ones. ``expect`` (keys of
+    :data:`MODEL_SETTINGS`, e.g. from an ExperimentConfig) must match the checkpoint's own settings
+    (:func:`checkpoint_settings`); every difference is named (relation_mode and head only count
+    for RE-Net).
     """
     payload = read_checkpoint(path, map_location)
+    if expect:
+        have = checkpoint_settings(payload)
+        want = {k: ([int(a) for a in v] if k == "aus" else v) for k, v in expect.items()
+                if k in MODEL_SETTINGS and v is not None}
+        if have["model"] != "renet" or want.get("model", have["model"]) != "renet":
+            want.pop("relation_mode", None)
+            want.pop("head", None)
+        diff = [k for k in MODEL_SETTINGS if k in want and want[k] != have.get(k)]
+        if diff:
+            def show(values):
+                return ", ".join(f"{k}={values.get(k)}" for k in diff)
+            sets = " ".join(f"--set {k}={json.dumps(have[k], separators=(',', ':')) if k == 'aus' else have[k]}"
+                            for k in diff if k in have)
+            raise ValueError(f"checkpoint {path} is {show(have)}, config says {show(want)}: it is not "
+                             f"the model this config describes. Evaluate it with a config that matches "
+                             f"(CLI: {sets}) or give the checkpoint of this config's own run")
     if aus is not None and [int(a) for a in aus] != payload["aus"]:
         raise ValueError(f"checkpoint {path} was trained for AUs {payload['aus']}, "
                          f"but AUs {list(aus)} were requested")

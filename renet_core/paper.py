@@ -27,14 +27,14 @@ from importlib import resources
 
 import pandas as pd
 
+from .data.labels import DETECTION_AUS, INTENSITY_AUS
+
 TABLES = ("1", "2", "3", "4", "5", "6", "7", "8", "4.7")
-#: AU lists of the paper's tables (Tables 1-5), per (dataset, task).
+#: AU lists of the paper's tables (Tables 1-5), per (dataset, task): the datasets' detection AUs
+#: and the intensity AUs of the two intensity tables (one definition: renet_core.data.labels).
 PAPER_AUS = {
-    ("bp4d", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("bp4dplus", "occurrence"): [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
-    ("disfa", "occurrence"): [1, 2, 4, 6, 9, 12, 25, 26],
-    ("bp4d", "intensity"): [6, 10, 12, 14, 17],
-    ("disfa", "intensity"): [1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26],
+    **{(ds, "occurrence"): list(aus) for ds, aus in DETECTION_AUS.items()},
+    **{(ds, "intensity"): list(INTENSITY_AUS[ds]) for ds in ("bp4d", "disfa")},
 }
 COLUMNS = ["table", "dataset", "task", "metric", "method", "ref", "au", "value", "marker", "note"]
 

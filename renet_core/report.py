@@ -1,16 +1,20 @@
 """Paper tables rebuilt from this run's results, beside the paper's own numbers.
 
-For each table of the paper (Tables 1-8) :func:`build_table` turns the engine's tidy result rows
+For each table of the paper (Tables 1-8; what each compares is declared in
+``renet_core.study.TABLES``) :func:`build_table` turns the engine's tidy result rows
 (``renet_core.results``: columns ``dataset, task, method, fold, au, metric, value, data_source,
-synthetic, ...``) into one DataFrame with a column per AU as in the paper plus ``Avg``, and for
-every compared method three rows:
+synthetic, ...``, plus ``entry``, the table row they were selected for by run identity) into one
+DataFrame with a column per AU as in the paper plus ``Avg`` (± its spread over folds), and for
+every re-run method three rows:
 
 * ``paper``: the value the paper reports (``renet_core.paper``; empty where the paper gives none
   or where its text is illegible, e.g. most of Table 8),
 * ``this run``: this run's value (F1 in percent like the paper; ICC(3,1) and MAE as numbers),
 * ``difference``: this run minus the paper,
 
-and a ``data source`` column in words ("SynthAU demo (synthetic), cpu, 3 folds"). The AU columns
+and a ``data source`` column in words ("SynthAU demo (synthetic), cpu, 3 folds"); before them the
+paper's other compared methods as printed, after them chance rows (always-positive, label
+prior) from the test labels. The AU columns
 are per-AU means over folds; ``Avg`` is the mean over folds of each fold's mean over AUs
 (:func:`renet_core.results.summary_table`, as ``renet_core.metrics.paper_average``).
 
@@ -23,14 +27,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .io import to_csv_atomic, write_text_atomic
-from .paper import PAPER_AUS as AUS  # the AU columns of each table's dataset and task
 from .paper import paper_values
 
 #: Engine metric names -> the paper's, and the factor from the engine's scale to the paper's.
@@ -45,102 +47,50 @@ SYNTHETIC_WARNING = (
 )
 
 
-@dataclass(frozen=True)
-class Compared:
-    """One compared method: its label here, the engine's method name, the paper's row label."""
+def _spec(name_or_spec):
+    """A :class:`renet_core.study.TableSpec` from itself or its name (the specs live in ``study``)."""
+    from .study import TABLES
 
-    label: str
-    method: str                       # engine method name (ExperimentConfig.method_name())
-    paper: str | None = None          # the paper's row label, None where the paper has no row
-    remark: str = ""
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """What a paper table compares (section 4)."""
-
-    name: str
-    paper_table: str
-    title: str
-    dataset: str
-    task: str
-    compared: tuple[Compared, ...]
-    metrics: tuple[str, ...] = ("f1",)
-    remarks: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def aus(self) -> list[int]:
-        return AUS[(self.dataset, self.task)]
-
-
-_DETECTION = (Compared("ResNet-18", "resnet18", "ResNet18"), Compared("RE-Net (ours)", "renet", "Ours"))
-
-TABLE_SPECS: dict[str, TableSpec] = {
-    "table1": TableSpec("table1", "1", "Table 1: AU detection F1 (%) on BP4D, 12 AUs", "bp4d", "occurrence", _DETECTION),
-    "table2": TableSpec("table2", "2", "Table 2: AU detection F1 (%) on DISFA, 8 AUs", "disfa", "occurrence", _DETECTION),
-    "table3": TableSpec("table3", "3", "Table 3: AU detection F1 (%) on BP4D+, 12 AUs", "bp4dplus", "occurrence", _DETECTION),
-    "table4": TableSpec(
-        "table4", "4", "Table 4: AU intensity ICC(3,1) and MAE on BP4D, 5 AUs", "bp4d", "intensity",
-        (Compared("ResNet-18", "resnet18", None, "not in the paper's table"), Compared("RE-Net (ours)", "renet", "Ours")),
-        metrics=("icc", "mae")),
-    "table5": TableSpec(
-        "table5", "5", "Table 5: AU intensity ICC(3,1) and MAE on DISFA, 12 AUs", "disfa", "intensity",
-        (Compared("ResNet-18", "resnet18", None, "not in the paper's table"), Compared("RE-Net (ours)", "renet", "Ours")),
-        metrics=("icc", "mae")),
-    "table6": TableSpec(
-        "table6", "6", "Table 6: RE-Net F1 (%) on BP4D with one AU removed from training (Eq. 4-5 transfer)",
-        "bp4d", "occurrence",
-        (Compared("RE-Net, AU23 unseen", "renet-unseenAU23", "Ours (row 1)",
-                  "paper row 1; that AU23 is its removed AU is an assumption (see notes)"),
-         Compared("RE-Net, AU24 unseen", "renet-unseenAU24", "Ours (row 2)",
-                  "paper row 2; that AU24 is its removed AU is an assumption (see notes)"),
-         Compared("RE-Net, all AUs trained", "renet", None, "reference: Table 1 setting")),
-        remarks=("The paper marks the removed AU by colour, which the text source lost; row 1 is taken to "
-                 "remove AU23 and row 2 AU24 (the lower of the two in each row).",)),
-    "table7": TableSpec(
-        "table7", "7", "Table 7: where the AU relation is applied, F1 (%) on BP4D", "bp4d", "occurrence",
-        (Compared("ResNet-18 (no relation)", "resnet18", "ResNet18"),
-         Compared("RE-Net, Eq. 3 only (AU-specific BN, no relation)", "renet-none", None,
-                  "section 4.6 discusses it; no number printed"),
-         Compared("RE-Net, fixed PCC relation", "renet", "Ours"),
-         Compared("RE-Net, learnable relation", "renet-learnable", "Ours+learnable")),
-        remarks=("The paper's Table 7 gives only the Avg column; the AU columns of this run are shown "
-                 "for completeness.",)),
-    "table8": TableSpec(
-        "table8", "8", "Table 8: data augmentation (duplication of AU1, 2, 15, 23, 24) ablation, F1 (%) on BP4D",
-        "bp4d", "occurrence",
-        (Compared("ResNet-18 w/o DA", "resnet18", "ResNet18 w/o DA", "row empty in the paper's text source"),
-         Compared("ResNet-18 + DA", "resnet18+DA", "ResNet18 + DA", "row empty in the paper's text source"),
-         Compared("RE-Net w/o DA", "renet", "Ours w/o DA"),
-         Compared("RE-Net + DA", "renet+DA", "Ours + DA", "row missing from the paper's text source")),
-        remarks=("Only the paper's 'Ours w/o DA' row survives in the text source; the text says ResNet18 "
-                 "gains 1.3 F1 with DA and RE-Net changes by 0.1.",)),
-}
+    if isinstance(name_or_spec, str):
+        if name_or_spec not in TABLES:
+            raise ValueError(f"unknown table {name_or_spec!r}; expected one of {sorted(TABLES)}")
+        return TABLES[name_or_spec]
+    return name_or_spec
 
 
 # ----------------------------------------------------------------------------------- building
 
-def _paper_row(spec: TableSpec, compared: Compared, metric: str) -> tuple[pd.Series, list[str]]:
-    """The paper's printed values (indexed "AU1".."Avg") and its notes; empty if none."""
-    if compared.paper is None:
+def _paper_row(spec, paper_label: str | None, metric: str) -> tuple[pd.Series, list[str]]:
+    """The paper's printed values of row ``paper_label`` (indexed "AU1".."Avg") and its notes."""
+    if paper_label is None:
         return pd.Series(dtype=float), []
     sel = paper_values(spec.paper_table)
-    sel = sel[(sel["method"] == compared.paper) & (sel["metric"] == METRICS[metric][0])]
+    sel = sel[(sel["method"] == paper_label) & (sel["metric"] == METRICS[metric][0])]
     fragments = [part.strip() for note in sel["note"] for part in str(note).split("; ")]
     notes = [n for n in dict.fromkeys(fragments) if n]
     return pd.Series(sel["value"].to_numpy(), index=sel["au"].to_numpy()), notes
 
 
-def _run_values(rows: pd.DataFrame, spec: TableSpec, compared: Compared, metric: str) -> tuple[pd.Series, pd.DataFrame]:
-    """This run's per-AU fold means and paper-style Avg (scaled to the paper's units)."""
+def paper_only_methods(spec) -> list[str]:
+    """The paper's compared methods of this table that are not re-run here, in the paper's
+    order (rows whose label the text source lost, e.g. "(unlabelled row)", are left out)."""
+    if not spec.paper_only:
+        return []
+    used = {r.paper for r in spec.rows}
+    names = paper_values(spec.paper_table)["method"].drop_duplicates()
+    return [m for m in names if m not in used and not m.startswith("(")]
+
+
+def _run_values(rows: pd.DataFrame, entry: str, metric: str) -> tuple[pd.Series, pd.DataFrame]:
+    """This run's per-AU fold means, paper-style Avg and its spread over folds ("Avg sd"), in the
+    paper's units, for the table row ``entry``."""
     from .results import summary_table
 
-    sel = rows[(rows["dataset"] == spec.dataset) & (rows["task"] == spec.task)
-               & (rows["method"] == compared.method) & (rows["metric"] == metric)]
+    sel = rows[(rows["entry"] == entry) & (rows["metric"] == metric)]
     if sel.empty:
         return pd.Series(dtype=float), sel
-    table = summary_table(sel, metric)
-    values = table.loc[compared.method].drop(labels=["folds"], errors="ignore").astype(float)
+    table = summary_table(sel, metric, by="entry")
+    values = table.loc[entry].drop(labels=["folds"], errors="ignore").astype(float)
     return values * METRICS[metric][1], sel
 
 
@@ -172,44 +122,64 @@ def is_synthetic(rows: pd.DataFrame) -> bool:
     return bool("data_source" in rows and rows["data_source"].astype(str).str.contains("synth", case=False).any())
 
 
-def build_table(rows: pd.DataFrame, name: str, device: str | None = None) -> pd.DataFrame:
-    """Table ``name`` ("table1".."table8") from the engine's result rows.
+def build_table(rows: pd.DataFrame, spec, device: str | None = None) -> pd.DataFrame:
+    """A paper table (a :class:`renet_core.study.TableSpec` or its name, e.g. "table1") from
+    tidy result rows that carry the table row they belong to in a column ``entry`` (the spec's
+    row keys; ``renet_core.study.select_rows`` finds them by run identity).
 
-    Returns a DataFrame with columns ``method, paper method, metric, row, AU..., Avg, data
-    source, remark`` and three rows (``paper``, ``this run``, ``difference``) per compared
-    method and metric. ``df.attrs`` holds ``synthetic`` (bool), ``title``, ``notes`` (the
-    paper's notes on the cells used) and ``remarks``.
+    Returns a DataFrame with columns ``entry, method, paper method, metric, row, AU..., Avg,
+    Avg sd, data source, remark``: first the paper's other compared methods (one ``paper`` row
+    each, as printed), then three rows (``paper``, ``this run``, ``difference``) per re-run
+    method and metric, then the chance rows when ``rows`` hold them (``always-positive``,
+    ``label-prior``: one ``this run`` row each). ``df.attrs`` holds ``synthetic``, ``title``,
+    ``notes`` (the paper's notes on the cells used), ``remarks`` and ``heldout``.
     """
-    if name not in TABLE_SPECS:
-        raise ValueError(f"unknown table {name!r}; expected one of {sorted(TABLE_SPECS)}")
-    missing = [c for c in ("dataset", "task", "method", "fold", "au", "metric", "value") if c not in rows.columns]
+    from .study import CHANCE_ROWS
+
+    spec = _spec(spec)
+    missing = [c for c in ("entry", "fold", "au", "metric", "value") if c not in rows.columns]
     if missing:
-        raise ValueError(f"result rows lack columns {missing}; expected the tidy rows of renet_core.results")
-    spec = TABLE_SPECS[name]
-    columns = [f"AU{a}" for a in spec.aus] + ["Avg"]
+        raise ValueError(f"result rows lack columns {missing}; expected the tidy rows of renet_core.results "
+                         "with the table row in 'entry' (renet_core.study.select_rows)")
+    columns = [f"AU{a}" for a in spec.aus] + ["Avg", "Avg sd"]
     records, notes, used = [], [], []
-    for compared in spec.compared:
+
+    def add(entry, label, paper_label, metric, kinds, values, source, remark=""):
+        for kind, vals in zip(kinds, values):
+            record = {"entry": entry, "method": label, "paper method": paper_label or "",
+                      "metric": METRICS[metric][0], "row": kind, **vals.reindex(columns).astype(float).to_dict()}
+            record["data source"] = source[kind]
+            record["remark"] = remark if kind == kinds[0] else ""
+            records.append(record)
+
+    for method in paper_only_methods(spec):
         for metric in spec.metrics:
-            paper, paper_notes = _paper_row(spec, compared, metric)
-            run, sel = _run_values(rows, spec, compared, metric)
+            paper, paper_notes = _paper_row(spec, method, metric)
+            if paper.empty:
+                continue
+            notes.extend(paper_notes)
+            add(f"paper:{method}", method, method, metric, ("paper",), (paper,),
+                {"paper": "the paper (real data); not re-run here"})
+    for r in spec.rows:
+        for metric in spec.metrics:
+            paper, paper_notes = _paper_row(spec, r.paper, metric)
+            run, sel = _run_values(rows, r.key, metric)
             notes.extend(paper_notes)
             used.append(sel)
-            paper = paper.reindex(columns).astype(float)
-            run = run.reindex(columns).astype(float)
-            base = {"method": compared.label, "paper method": compared.paper or "",
-                    "metric": METRICS[metric][0]}
-            source = describe_data(sel, device)
-            for kind, values in zip(ROW_KINDS, (paper, run, run - paper)):
-                record = dict(base, row=kind, **values.to_dict())
-                paper_source = "the paper (real data)" if compared.paper else "not in the paper"
-                record["data source"] = {"paper": paper_source, "this run": source,
-                                         "difference": "this run - paper"}[kind]
-                record["remark"] = compared.remark if kind == "paper" else ""
-                records.append(record)
-    table = pd.DataFrame.from_records(records, columns=["method", "paper method", "metric", "row", *columns,
-                                                        "data source", "remark"])
+            paper, run = paper.reindex(columns).astype(float), run.reindex(columns).astype(float)
+            source = {"paper": "the paper (real data)" if r.paper else "not in the paper",
+                      "this run": describe_data(sel, device), "difference": "this run - paper"}
+            add(r.key, r.label, r.paper, metric, ROW_KINDS, (paper, run, (run - paper).drop("Avg sd")),
+                source, r.remark)
+    for r in CHANCE_ROWS:
+        run, sel = _run_values(rows, r.key, "f1")
+        if not sel.empty:
+            add(r.key, r.label, None, "f1", ("this run",), (run,),
+                {"this run": describe_data(sel)}, r.remark)
+    table = pd.DataFrame.from_records(records, columns=["entry", "method", "paper method", "metric", "row",
+                                                        *columns, "data source", "remark"])
     used_rows = pd.concat(used, ignore_index=True) if used else rows.iloc[:0]
-    table.attrs.update(name=name, title=spec.title, synthetic=is_synthetic(used_rows),
+    table.attrs.update(name=spec.name, title=spec.title, synthetic=is_synthetic(used_rows),
                        notes=list(dict.fromkeys(notes)), remarks=list(spec.remarks),
                        heldout=_heldout_note(used_rows))
     return table
@@ -219,7 +189,7 @@ def _heldout_note(rows: pd.DataFrame) -> str:
     if rows.empty or "heldout" not in rows:
         return ""
     held = rows[rows["heldout"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))]
-    pairs = sorted({(m, int(a)) for m, a in zip(held["method"], held["au"])})
+    pairs = sorted({(m, int(a)) for m, a in zip(held["entry"], held["au"])})
     return "; ".join(f"{m}: AU{a} never trained on" for m, a in pairs)
 
 
@@ -250,16 +220,23 @@ def render_markdown(table: pd.DataFrame, provenance: str | None = None) -> str:
     if provenance:
         parts += [provenance, ""]
     header = ["method", "metric", "row", *au_cols, "data source"]
-    body = []
+    body, previous = [], None
     for _, r in table.iterrows():
         signed = r["row"] == "difference"
-        body.append([r["method"] if r["row"] == "paper" else "", r["metric"], r["row"],
-                     *[_fmt(r[c], r["metric"], signed) for c in au_cols],
+        cells = [_fmt(r[c], r["metric"], signed) for c in au_cols]
+        spread = r.get("Avg sd")
+        if "Avg" in au_cols and cells[-1] and spread is not None and not pd.isna(spread):
+            cells[-1] += f" ± {_fmt(spread * 1.0, r['metric'], False)}"
+        first = (r.get("entry", r["method"]), r["metric"]) != previous
+        previous = (r.get("entry", r["method"]), r["metric"])
+        body.append([r["method"] if first else "", r["metric"], r["row"], *cells,
                      r["data source"] + (f" ({r['remark']})" if r["remark"] else "")])
     parts += [markdown_grid(header, body), ""]
     parts += ["AU columns: mean over folds. Avg: per fold the mean over AUs, then the mean over folds "
-              "(as the compared methods' code does); the paper's Avg is as printed. "
-              "Difference: this run minus the paper. Empty cells: no value.", ""]
+              "(as the compared methods' code does), ± the standard deviation of the per-fold averages "
+              "when there are several folds; the paper's Avg is as printed. Difference: this run minus "
+              "the paper. Chance rows come from the test labels of this run's folds. Rows with only a "
+              "'paper' line are the paper's compared methods, not re-run here. Empty cells: no value.", ""]
     extra = list(attrs.get("remarks", []))
     if attrs.get("heldout"):
         extra.append(f"Held out in this run: {attrs['heldout']}.")
@@ -283,11 +260,11 @@ def write_table(table: pd.DataFrame, out_dir: str | os.PathLike = "results", nam
     return csv_path, md_path
 
 
-def report_table(rows: pd.DataFrame, name: str, out_dir: str | os.PathLike = "results",
+def report_table(rows: pd.DataFrame, spec, out_dir: str | os.PathLike = "results",
                  device: str | None = None, provenance: str | None = None) -> pd.DataFrame:
     """:func:`build_table` then :func:`write_table`; returns the table."""
-    table = build_table(rows, name, device=device)
-    write_table(table, out_dir, name, provenance)
+    table = build_table(rows, spec, device=device)
+    write_table(table, out_dir, table.attrs["name"], provenance)
     return table
 
 

@@ -2,7 +2,7 @@
 
 Layout under one results root (e.g. ``results/demo``)::
 
-    results.csv                one row per (dataset, task, method, fold, au, metric, seed)
+    results.csv                one row per (run identity, au, metric)
     runs/<config_hash>/        one folder per run (a config and its fold)
         config.json            the full config that produced it
         last.pt, best.pt       checkpoints (resume; the selected model)
@@ -10,8 +10,11 @@ Layout under one results root (e.g. ``results/demo``)::
                                rebuilt from these without retraining)
         done.json              written last: the run is finished and is skipped next time
 
-Every file is written atomically (``renet_core.io``). Writing the same row twice replaces it
-(rows are keyed by ``KEY_COLUMNS``), so re-running a grid never duplicates results.
+Every file is written atomically (``renet_core.io``). Rows are keyed by the run identity
+(``config_hash``, which covers the data and every setting that changes numbers) and the AU and
+metric: re-running a run replaces its rows, and two configs never overwrite each other's rows,
+whatever their method label. Tables select rows by the configs they ask for
+(``renet_core.study``), never by label.
 """
 
 from __future__ import annotations
@@ -27,17 +30,9 @@ import pandas as pd
 
 from .io import atomic_path, to_csv_atomic, write_text_atomic
 
-KEY_COLUMNS = ["dataset", "task", "method", "fold", "au", "metric", "seed"]
-COLUMNS = KEY_COLUMNS + [
-    "value",
-    "config_hash",
-    "package_version",
-    "data_source",
-    "synthetic",
-    "profile",
-    "n_test",
-    "epochs_trained",
-]
+KEY_COLUMNS = ["config_hash", "au", "metric"]
+COLUMNS = ["dataset", "task", "method", "fold", "au", "metric", "seed", "value", "config_hash",
+           "package_version", "data_source", "synthetic", "profile", "n_test", "epochs_trained"]
 
 
 @contextlib.contextmanager
@@ -121,24 +116,30 @@ class ResultsStore:
         return merged
 
 
-def per_fold_means(rows: pd.DataFrame) -> pd.DataFrame:
-    """The per-fold "Avg": mean over AUs of each (dataset, task, method, seed, metric, fold)."""
-    group = ["dataset", "task", "method", "seed", "metric", "fold"]
-    return rows.groupby(group, as_index=False)["value"].mean()
+def per_fold_means(rows: pd.DataFrame, by: str = "method") -> pd.DataFrame:
+    """The per-fold "Avg" (:func:`renet_core.metrics.fold_mean`, the mean over AUs) of each
+    (``by``, metric, fold)."""
+    from .metrics import fold_mean
+
+    group = [by, "metric", "fold"]
+    return rows.groupby(group, as_index=False)["value"].agg(fold_mean)
 
 
-def summary_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """A paper-style table for one metric: one row per method, a column per AU, and "Avg".
-
-    AU columns are means over folds; "Avg" is the mean over folds of the per-fold mean over AUs
-    (``renet_core.metrics.paper_average``). ``rows`` should hold one dataset and task.
+def summary_table(rows: pd.DataFrame, metric: str, by: str = "method") -> pd.DataFrame:
+    """A paper-style table for one metric: one row per ``by`` value (method label, or a study's
+    row), a column per AU (mean over folds), "Avg" -- the papers' average
+    (:func:`renet_core.metrics.paper_average`: per fold the mean over AUs, then the mean over
+    folds) -- the sample standard deviation of the per-fold averages "Avg sd" (NaN for one
+    fold) and the number of "folds".
+    ``rows`` should hold one dataset and task.
     """
     sel = rows[rows["metric"] == metric]
     if sel.empty:
         return pd.DataFrame()
-    per_au = sel.groupby(["method", "au"])["value"].mean().unstack("au")
+    per_au = sel.groupby([by, "au"])["value"].mean().unstack("au")
     per_au.columns = [f"AU{int(c)}" for c in per_au.columns]
-    fold_avg = per_fold_means(sel).groupby("method")["value"].mean()
-    per_au["Avg"] = fold_avg
-    per_au["folds"] = sel.groupby("method")["fold"].nunique()
+    fold_avg = per_fold_means(sel, by).groupby(by)["value"]
+    per_au["Avg"] = fold_avg.mean()
+    per_au["Avg sd"] = fold_avg.std(ddof=1)
+    per_au["folds"] = sel.groupby(by)["fold"].nunique()
     return per_au

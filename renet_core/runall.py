@@ -10,8 +10,8 @@ configured falls back to its SynthAU twin, and its tables say so). Executed copi
 if any failed. ``--jobs N`` runs N notebooks at a time, spread over the GPUs with
 ``CUDA_VISIBLE_DEVICES`` when there are several.
 
-This module also holds the small helpers the notebooks share (:func:`notebook_config`,
-:func:`record_outputs`), so that the notebooks stay thin.
+What each notebook reproduces is declared in ``renet_core.study``; a notebook lists what it
+wrote in a small manifest (:func:`record_outputs`) that this module reads into the README.
 """
 
 from __future__ import annotations
@@ -27,156 +27,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from .experiment import ROOT_ENV
 from .io import write_text_atomic
 
 REPO = Path(__file__).resolve().parent.parent
-DATASET_NAMES = {"bp4d": "BP4D", "disfa": "DISFA", "bp4dplus": "BP4D+"}
-
-
-# ------------------------------------------------------------------------- notebook helpers
-
-def dataset_root(dataset: str, given: str | None = None) -> str | None:
-    """The root of a real dataset: ``given``, else ``$RENET_<DATASET>``, else None (SynthAU twin)."""
-    if dataset not in ROOT_ENV:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(ROOT_ENV)}")
-    return given or os.environ.get(ROOT_ENV[dataset]) or None
-
-
-def default_store(profile: str) -> Path:
-    """Where the runs of a profile keep checkpoints, predictions and the tidy results.csv:
-    ``$RENET_CACHE/runs/<profile>`` (default ``~/.cache/renet_core``), outside the repository
-    because checkpoints are large; ``results/<profile>_runs.csv`` gets a copy of the rows."""
-    cache = Path(os.environ.get("RENET_CACHE") or Path.home() / ".cache" / "renet_core")
-    return cache / "runs" / profile
-
-
-def notebook_config(profile: str, dataset: str, task: str = "occurrence", root: str | None = None,
-                    store_dir: str | os.PathLike | None = None, **changes):
-    """An :class:`renet_core.experiment.ExperimentConfig` for a notebook: the profile's settings
-    (``renet_core.profiles``), real data where a root is configured, else the SynthAU twin, and
-    ``changes`` (model, relation_mode, holdout_aus, ...) on top; ``None`` values are ignored."""
-    from .experiment import ExperimentConfig
-    from .profiles import get_profile
-
-    values: dict[str, Any] = get_profile(profile)
-    values.update(dataset=dataset, task=task, results_dir=str(store_dir or default_store(profile)))
-    root = dataset_root(dataset, root)
-    if root:
-        values.update(root=str(root), data="real")
-    else:
-        if values.get("data") == "real":
-            print(f"{DATASET_NAMES[dataset]}: no dataset root (set ${ROOT_ENV[dataset]}); using its SynthAU twin. "
-                  "These results are NOT a reproduction of the paper.")
-        values.update(data="synthetic", root=None)
-    values.update({k: v for k, v in changes.items() if v is not None})
-    return ExperimentConfig.from_dict(values)
-
-
-def output_entry(name: str, path: str | os.PathLike, data_source: str, kind: str = "table") -> dict:
-    """One line of a notebook's outputs manifest (read by :func:`write_readme`)."""
-    return {"name": name, "path": str(path), "data_source": data_source, "kind": kind}
-
-
-def record_outputs(manifest: str | os.PathLike | None, outputs: Sequence[dict]) -> None:
-    """Write the notebook's outputs manifest (JSON, atomically); no-op when ``manifest`` is None
-    (a notebook opened by hand)."""
-    if manifest:
-        write_text_atomic(manifest, json.dumps(list(outputs), indent=2))
-
-
-def run_grid(settings: Sequence[dict], dataset: str, task: str = "occurrence", root: str | None = None, *,
-             profile: str = "demo", folds: Sequence[int] = (1, 2, 3), store_dir=None, **changes):
-    """Cross-validate every setting (e.g. ``{"model": "renet", "relation_mode": "learnable"}``) on
-    ``dataset`` and return all their tidy result rows. Finished runs are reused, not retrained."""
-    import pandas as pd
-
-    from .experiment import cross_validate
-
-    rows = []
-    for setting in settings:
-        cfg = notebook_config(profile, dataset, task, root, store_dir, **{**changes, **setting})
-        print(f"{cfg.method_name()} on {dataset} ({task}), folds {list(folds)}", flush=True)
-        rows.append(cross_validate(cfg, folds=folds))
-    return pd.concat(rows, ignore_index=True)
-
-
-def relation_matrices(roots: dict, profile: str = "demo", store_dir=None, **changes):
-    """Fig. 2: the PCC relation of each dataset's occurrence labels over all labelled frames
-    (section 3.3). Returns ``({name: (matrix, aus)}, {name: data source}, tidy DataFrame)``."""
-    import pandas as pd
-
-    from . import data
-    from .experiment import dataset_root as resolve_root
-    from .paper import PAPER_AUS
-    from .relation import pearson_relation
-
-    matrices, sources, tidy = {}, {}, []
-    for ds in ("bp4d", "disfa", "bp4dplus"):
-        cfg = notebook_config(profile, ds, "occurrence", roots.get(ds), store_dir, **changes)
-        index = data.load_index(ds, resolve_root(cfg))
-        aus = PAPER_AUS[(ds, "occurrence")]
-        matrix = pearson_relation(index[[f"AU{a}" for a in aus]].to_numpy(dtype=float))
-        name = DATASET_NAMES[ds]
-        matrices[name], sources[name] = (matrix, aus), data.describe_source(index)
-        tidy += [{"dataset": ds, "au_row": a, "au_col": b, "pcc": float(matrix[i, j]), "frames": len(index),
-                  "data_source": sources[name]} for i, a in enumerate(aus) for j, b in enumerate(aus)]
-    return matrices, sources, pd.DataFrame(tidy)
-
-
-def tsne_inputs(dataset: str = "bp4d", root: str | None = None, fold: int = 1, *, profile: str = "demo",
-                store_dir=None, folds=None, **changes) -> dict:
-    """Fig. 3: saved test-frame features of RE-Net ([n, C, 512]) and ResNet-18 ([n, 512]) of one
-    fold (training them if needed) and the frames' occurrence labels [n, C]."""
-    from .experiment import run
-    from .results import ResultsStore
-
-    out: dict = {}
-    for model in ("renet", "resnet18"):
-        cfg = notebook_config(profile, dataset, "occurrence", root, store_dir, fold=fold, model=model, **changes)
-        result = run(cfg)
-        pred = ResultsStore(cfg.results_dir).load_predictions(cfg.config_hash())
-        if "features" not in pred:
-            raise ValueError(f"run {cfg.config_hash()} saved no features (save_features=0); set save_features > 0")
-        out[model] = pred["features"].astype("float32")
-        out["labels"] = pred["y_true"][pred["features_index"]]
-        out["aus"] = [int(a) for a in pred["aus"]]
-        rows = result.rows
-        out["source"] = str(rows["data_source"].iloc[0]) if len(rows) and "data_source" in rows else dataset
-    return out
-
-
-#: Section 4.7 measurement settings per profile: input size, batch sizes, repeats, seconds per measurement.
-EFFICIENCY = {"smoke": dict(size=32, batches=[2], repeats=2, budget=2.0),
-              "demo": dict(size=224, batches=[1, 16], repeats=3, budget=15.0),
-              "paper": dict(size=224, batches=[1, 100], repeats=10, budget=30.0)}
-
-
-def measure_efficiency(profile: str = "demo", device: str | None = None):
-    """Section 4.7: ms/image for 12 AUs on this machine -- RE-Net as a loop of 12 conditioned
-    passes (the paper), RE-Net's batched pass, and ResNet-18's single pass
-    (``renet_core.bench.model.bench_inference``); returns :func:`renet_core.report.efficiency_table`."""
-    import pandas as pd
-    import torch
-
-    from .bench.model import bench_inference
-    from .bench.model import parse_args as bench_args
-    from .device import pick_device
-    from .report import efficiency_table
-
-    s = EFFICIENCY[profile]
-    dev = pick_device(device)
-    args = bench_args(["--size", str(s["size"]), "--batches", ",".join(map(str, s["batches"])),
-                       "--repeats", str(s["repeats"]), "--budget", str(s["budget"]), "--skip-training"])
-    args.dtype = "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-    args.channels_last = dev.type == "cuda"
-    rows = bench_inference(args, dev)
-    measured = pd.DataFrame([{"variant": v, "batch": b, "input": f"{s['size']}x{s['size']}",
-                              "ms_per_image": 1000.0 * sec / b} for v, b, sec in rows])
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    return efficiency_table(measured, device=f"{dev.type} ({name}, {args.dtype})")
 
 
 # ------------------------------------------------------------------------------------- jobs
@@ -225,9 +80,7 @@ def declared_parameters(notebook: Path) -> set[str]:
 def job_parameters(job: Job, profile: str, results: Path, figures: Path, extra: dict) -> dict:
     """The papermill parameters of one job, limited to those the notebook declares."""
     params = {"profile": profile, "tables_dir": str(results), "figures_dir": str(figures),
-              "manifest": str(results / "notebooks" / f"{job.name}.outputs.json"),
-              **{f"{ds}_root": os.environ.get(var) or None for ds, var in ROOT_ENV.items()},
-              **extra, **job.parameters}
+              "manifest": str(results / "notebooks" / f"{job.name}.outputs.json"), **extra, **job.parameters}
     declared = declared_parameters(job.notebook)
     return {k: v for k, v in params.items() if k in declared}
 
@@ -242,10 +95,59 @@ class JobResult:
     gpu: str | None = None
 
 
-def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | None) -> JobResult:
+def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | None,
+            stop=None) -> JobResult:
     """Execute one notebook with papermill in a subprocess (its own environment, e.g.
-    ``CUDA_VISIBLE_DEVICES``); the executed copy goes to ``out_dir/<name>.ipynb``."""
+    ``CUDA_VISIBLE_DEVICES``); the executed copy goes to ``out_dir/<name>.ipynb``.
+
+    The job ends early, status "interrupted", when ``stop`` (a ``threading.Event``) is set or this
+    thread is interrupted (Ctrl-C, or SIGTERM through :func:`main`); after ``timeout`` seconds,
+    status "failed". Either way papermill gets SIGINT (it stops the notebook and saves the
+    executed copy), and a few seconds later papermill, its kernel (which runs in a session of its
+    own) and their children still alive are terminated, then killed: nothing keeps running."""
+    import contextlib
+    import signal
+
     import yaml
+
+    def tree(pid: int) -> list:
+        """papermill and all its descendants (psutil.Process objects: safe from pid reuse)."""
+        try:
+            import psutil
+
+            root = psutil.Process(pid)
+            return [root, *root.children(recursive=True)]
+        except Exception:   # psutil missing (it comes with ipykernel) or papermill gone
+            return []
+
+    def end(proc: subprocess.Popen, grace: float = 5.0) -> None:
+        procs = tree(proc.pid)
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        try:
+            import psutil
+        except ImportError:
+            psutil = None
+        if psutil is not None:
+            alive = []
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    if p.is_running():
+                        alive += [p, *p.children(recursive=True)]
+            alive = list({p.pid: p for p in alive}.values())
+            for p in alive:
+                with contextlib.suppress(psutil.Error):
+                    p.terminate()
+            _, alive = psutil.wait_procs(alive, timeout=3)
+            for p in alive:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            psutil.wait_procs(alive, timeout=3)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     out_nb, log = out_dir / f"{job.name}.ipynb", out_dir / f"{job.name}.log"
@@ -254,18 +156,41 @@ def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | N
     cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(out_nb), "-f", str(param_file),
            "--cwd", str(job.notebook.parent), "--log-output", "--no-progress-bar", "-k", "python3"]
     start = time.perf_counter()
+    note = ""
     try:
         with open(log, "w") as fh:
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout)
-        status = "ok" if proc.returncode == 0 else "failed"
-    except subprocess.TimeoutExpired:
-        status = "failed"
-        with open(log, "a") as fh:
-            fh.write(f"\nrunall: timed out after {timeout} s\n")
+            # a session of its own: a Ctrl-C at the terminal reaches runall alone, which ends the job
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=os.name == "posix")
+            try:
+                while True:
+                    try:
+                        code = proc.wait(timeout=0.5)
+                        status = "ok" if code == 0 else "failed"
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if stop is not None and stop.is_set():
+                        end(proc)
+                        status, note = "interrupted", "runall: interrupted; the notebook was stopped"
+                        break
+                    if timeout is not None and time.perf_counter() - start > timeout:
+                        end(proc)
+                        status, note = "failed", f"runall: timed out after {timeout} s"
+                        break
+            except KeyboardInterrupt:   # Ctrl-C / SIGTERM (main) in this thread
+                end(proc)
+                status, note = "interrupted", "runall: interrupted; the notebook was stopped"
+            except BaseException:
+                end(proc)
+                raise
     finally:
         param_file.unlink(missing_ok=True)
+    if note:
+        with open(log, "a") as fh:
+            fh.write(f"\n{note}\n")
     seconds = time.perf_counter() - start
-    error = "" if status == "ok" else _error_summary(log)
+    error = "" if status == "ok" else note if status == "interrupted" else _error_summary(log)
     return JobResult(job, status, seconds, log, error, env.get("CUDA_VISIBLE_DEVICES"))
 
 
@@ -287,8 +212,15 @@ def gpu_count() -> int:
 def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs: int = 1,
              extra: dict | None = None, timeout: float | None = None, commit: str | None = None) -> list[JobResult]:
     """Run the jobs, ``n_jobs`` at a time; with several GPUs each running job gets one. Each
-    job's status is written to ``results/notebooks/<job>.status.json`` as soon as it ends."""
+    job's status is written to ``results/notebooks/<job>.status.json`` as soon as it ends.
+
+    Interrupted (Ctrl-C, or SIGTERM through :func:`main`), the running notebooks are stopped and
+    their processes ended (:func:`run_job`), their status is recorded as "interrupted", no
+    further job starts, and KeyboardInterrupt is raised again."""
+    import threading
+
     commit = commit or git_commit()
+    stop = threading.Event()
     extra = extra or {}
     gpus = gpu_count()
     slots: queue.Queue = queue.Queue()
@@ -296,15 +228,19 @@ def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs
         slots.put(str(i % gpus) if gpus > 1 else None)
     out_dir = results / "notebooks"
 
-    def one(job: Job) -> JobResult:
+    def one(job: Job) -> JobResult | None:
         slot = slots.get()
         try:
+            if stop.is_set():
+                return None
             env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
             if slot is not None:
                 env["CUDA_VISIBLE_DEVICES"] = slot
             print(f"[runall] start {job.name}" + (f" on GPU {slot}" if slot is not None else ""), flush=True)
             params = job_parameters(job, profile, results, figures, extra)
-            result = run_job(job, params, out_dir, env, timeout)
+            result = run_job(job, params, out_dir, env, timeout, stop)
+            if result.status == "interrupted":
+                stop.set()
             write_status(result, profile, results, commit)
             print(f"[runall] {result.status:6s} {job.name} ({result.seconds:.0f} s)"
                   + (f": {result.error}" if result.error else ""), flush=True)
@@ -312,10 +248,25 @@ def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs
         finally:
             slots.put(slot)
 
+    outcome: list[JobResult | None] = []
     if n_jobs <= 1:
-        return [one(j) for j in jobs]
-    with cf.ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(one, jobs))
+        for job in jobs:
+            outcome.append(one(job))
+            if stop.is_set():
+                break
+    else:
+        with cf.ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            futures = [pool.submit(one, job) for job in jobs]
+            try:
+                while not all(f.done() for f in futures):
+                    cf.wait(futures, timeout=0.5)
+            except KeyboardInterrupt:   # in this (main) thread: stop the jobs in the others
+                stop.set()
+                cf.wait(futures)
+            outcome = [f.result() for f in futures]
+    if stop.is_set():
+        raise KeyboardInterrupt("run_all interrupted")
+    return [r for r in outcome if r is not None]
 
 
 # ----------------------------------------------------------------------------------- README
@@ -380,7 +331,7 @@ def readme_text(statuses: list[dict], results: Path, device: str) -> str:
              "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
              "markdown file with the paper's values, this run's values and their difference; figures are PNG.", "",
              f"- device of the last run: {device}",
-             f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", ""]
+             f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", *_total_line(results), ""]
     if any(s["profile"] != "paper" for s in statuses) or any(
             "synth" in o["data_source"].lower() for s in statuses for o in s["outputs"]):
         lines += ["Outputs whose data source says SynthAU come from synthetic data: they are **not** a "
@@ -400,6 +351,18 @@ def readme_text(statuses: list[dict], results: Path, device: str) -> str:
     return "\n".join(lines)
 
 
+def _total_line(results: Path) -> list[str]:
+    """The wall time of the last full ``run_all`` (every notebook, SynthAU writing included)."""
+    path = results / "notebooks" / "total.json"
+    try:
+        total = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [f"- total time of the last full run: {total['seconds'] / 60:.1f} min for {total['notebooks']} notebooks "
+            f"({total['profile']} profile, commit `{total['commit']}`, finished {total['finished']}; after "
+            "installation, SynthAU writing included)"]
+
+
 def describe_device() -> str:
     from .device import pick_device
 
@@ -411,9 +374,27 @@ def describe_device() -> str:
     return device + f" ({os.cpu_count()} cores)"
 
 
-def write_readme(results: Path, names: Sequence[str]) -> Path:
-    return write_text_atomic(results / "README.md", readme_text(load_statuses(results, names), results,
-                                                                describe_device()))
+def write_readme(results: Path, names: Sequence[str], profile: str | None = None, store: Path | None = None) -> Path:
+    """``results/README.md``: the index of outputs and, given the ``profile`` whose runs are in
+    ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``)."""
+    text = readme_text(load_statuses(results, names), results, describe_device())
+    if profile:
+        text += "\n" + claims_section(profile, results, store)
+    return write_text_atomic(results / "README.md", text)
+
+
+def claims_section(profile: str, results: Path, store: Path | None = None) -> str:
+    """The scoreboard of ``renet_core.claims`` as markdown; a failure to compute it is reported
+    in its place (the index is still written)."""
+    from . import claims, study
+    from .io import to_csv_atomic
+
+    try:
+        board = study.scoreboard(profile, store_dir=store)
+    except Exception as exc:  # noqa: BLE001 - the README must still be written
+        return f"## Claims scoreboard\n\nNot computed: {type(exc).__name__}: {exc}\n"
+    to_csv_atomic(board, results / "claims.csv", index=False, float_format="%.4f")
+    return claims.render(board)
 
 
 def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> Path | None:
@@ -423,6 +404,8 @@ def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> P
     import pandas as pd
 
     from .io import to_csv_atomic
+
+    from .study import default_store
 
     src = (store or default_store(profile)) / "results.csv"
     if not src.exists():
@@ -471,10 +454,42 @@ def main(argv=None) -> int:
     if args.folds:
         extra["folds"] = [int(f) for f in args.folds.split(",")]
     extra = {k: v for k, v in extra.items() if v is not None}
-    outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, git_commit())
-    copy_store_rows(args.profile, results, Path(args.store) if args.store else None)
+    store = Path(args.store).resolve() if args.store else None
+    # SIGTERM (kill, a scheduler, a closed session) as Ctrl-C: the running notebooks are stopped,
+    # their processes ended and their status recorded as "interrupted" (run_jobs, run_job)
+    import signal
+    import threading
+
+    received: list[int] = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, interrupt) for sig in handled}
+    started = time.perf_counter()
+    try:
+        outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, git_commit())
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        copy_store_rows(args.profile, results, store)
+        readme = write_readme(results, [j.name for j in discover_jobs(Path(args.notebooks))], args.profile, store)
+        print(f"[runall] interrupted ({signal.Signals(signum).name}); the running notebooks were stopped "
+              f"and recorded as interrupted; see {readme}", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    copy_store_rows(args.profile, results, store)
     all_jobs = discover_jobs(Path(args.notebooks))
-    readme = write_readme(results, [j.name for j in all_jobs])
+    if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
+        write_text_atomic(results / "notebooks" / "total.json", json.dumps(
+            {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
+             "commit": git_commit(), "finished": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+    readme = write_readme(results, [j.name for j in all_jobs], args.profile, store)
     failed = [r.job.name for r in outcome if r.status != "ok"]
     print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")
     if failed:

@@ -10,7 +10,9 @@
 * A checkpoint after every epoch (``last.pt``: weights, optimizer, epoch, early-stopping state,
   RNG state) and of the best epoch (``best.pt``). Every epoch's randomness (shuffling, random
   AU choice, augmentation) is seeded from (seed, epoch), so a run resumed from ``last.pt`` ends
-  exactly where an uninterrupted run ends (on the CPU).
+  exactly where an uninterrupted run ends (on the CPU). When a run (re)starts,
+  :func:`check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
+  ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
 * A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
   the last good epoch.
 """
@@ -30,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from . import ddp, metrics
+from .io import remove_partial_files, torch_save_atomic
 from .model import AUBatchNorm2d, read_checkpoint, save_checkpoint
 
 
@@ -39,13 +42,25 @@ class NonFiniteLossError(RuntimeError):
 
 # ------------------------------------------------------------------------ batches and devices
 
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``, None for full precision. CUDA: bf16 where
+    supported ("auto"/"bf16"), fp16 ("fp16", or "auto" without bf16 support). CPU: bf16 only when
+    asked for ("bf16"; "auto" stays float32, the CPU's fastest exact choice). Other devices: off."""
+    if amp == "off":
+        return None
+    if device.type == "cuda":
+        return torch.float16 if uses_fp16(device, amp) else torch.bfloat16
+    if device.type == "cpu" and amp == "bf16":
+        return torch.bfloat16
+    return None
+
+
 def autocast(device: torch.device, amp: str):
-    """Mixed precision on CUDA: bf16 where supported ("auto"/"bf16"), fp16 ("fp16"), or off."""
-    if device.type != "cuda" or amp == "off":
+    """Mixed precision as :func:`amp_dtype` decides (``torch.autocast``), or a no-op."""
+    dtype = amp_dtype(device, amp)
+    if dtype is None:
         return contextlib.nullcontext()
-    if uses_fp16(device, amp):
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def uses_fp16(device: torch.device, amp: str) -> bool:
@@ -177,16 +192,10 @@ def refresh_statistics(model, dataset: Dataset, cfg, epoch: int, device) -> None
         return
     net = ddp.unwrap(model)
     norms = [m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm2d, AUBatchNorm2d))]
-    saved = []
-    for m in norms:
-        if isinstance(m, AUBatchNorm2d):
-            saved.append(m.warm_start_statistics)
-            m.warm_start_statistics = True       # counters at 0: exact average of the first batches
-            m.au_batches_tracked.zero_()
-        else:
-            saved.append(m.momentum)
-            m.momentum = None                    # cumulative average
-            m.reset_running_stats()
+    saved = [m.momentum for m in norms]
+    for m in norms:                              # torch.optim.swa_utils.update_bn's recipe
+        m.momentum = None                        # cumulative average (per AU for AUBatchNorm2d)
+        m.reset_running_stats()
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 3)
     sampler = RandomSampler(dataset, num_samples=min(batches * cfg.batch_size, max(len(dataset), cfg.batch_size)),
                             generator=generator)
@@ -202,31 +211,37 @@ def refresh_statistics(model, dataset: Dataset, cfg, epoch: int, device) -> None
     finally:
         net.train(was_training)
         for m, value in zip(norms, saved):
-            if isinstance(m, AUBatchNorm2d):
-                m.warm_start_statistics = value
-            else:
-                m.momentum = value
+            m.momentum = value
 
 
 @torch.no_grad()
-def predict(model, loader, device, cfg, desc: str = "eval") -> dict:
+def predict(model, loader, device, cfg, desc: str = "eval", features: int = 0) -> dict:
     """Run all AUs on every frame (section 4.3: "use all of the AUs for validation and testing").
 
     Returns ``y_true`` [N, C] (NaN = unknown) and ``scores``: probabilities [N, C] for
-    occurrence, raw logits [N, C, 6] for intensity.
+    occurrence, raw logits [N, C, 6] for intensity; with ``features=n`` (an unshuffled loader)
+    also ``features``, the pooled features of the first n frames from the same pass (float16;
+    ``[n, C, 512]`` for RE-Net, ``[n, 512]`` for the baseline: Fig. 3).
     """
     model = ddp.unwrap(model)
     model.eval()
     channels_last = device.type == "cuda" and cfg.channels_last
-    truth, scores = [], []
+    truth, scores, kept = [], [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not cfg.progress):
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
-            out = model(images).float()
+            feats = model.features(images)
+            out = model.classify(feats).float()
+        if sum(len(f) for f in kept) < features:
+            kept.append(feats[: features - sum(len(f) for f in kept)].float().cpu())
         truth.append(torch.where(mask, target.float(), torch.nan).cpu())
         scores.append((torch.sigmoid(out) if cfg.task == "occurrence" else out).cpu())
-    return {"y_true": torch.cat(truth).numpy().astype(np.float64),
-            "scores": torch.cat(scores).numpy().astype(np.float32)}
+    out = {"y_true": torch.cat(truth).numpy().astype(np.float64),
+           "scores": torch.cat(scores).numpy().astype(np.float32)}
+    if kept:
+        out["features"] = torch.cat(kept).numpy().astype(np.float16)
+        out["features_index"] = np.arange(len(out["features"]))
+    return out
 
 
 def score_predictions(pred: dict, cfg) -> dict[str, np.ndarray]:
@@ -254,15 +269,88 @@ def _rng_state() -> dict:
     return state
 
 
+def _restart_hint(run_dir: Path) -> str:
+    return (f"delete the run folder {run_dir} to train this run from scratch, or rerun with "
+            f"force=True (CLI: --force)")
+
+
+def _read_run_checkpoint(path: Path) -> dict:
+    """:func:`read_checkpoint` of a run's ``last.pt``/``best.pt``; errors name the fix."""
+    try:
+        return read_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"{exc}; {_restart_hint(path.parent)}") from exc
+
+
+def _drop_unvouched(best: Path, why: str) -> None:
+    if best.exists():
+        best.unlink(missing_ok=True)
+        tqdm.write(f"removed {best} ({why}; it is not this run's best epoch)")
+
+
+def check_checkpoints(run_dir: str | Path) -> dict | None:
+    """Make ``run_dir`` safe to (re)start a run in, before any data is prepared or epoch trained;
+    returns the training state saved in ``last.pt`` (None: the run starts from scratch).
+
+    * Temporary files of checkpoints (or other files) whose writer was killed are removed.
+    * An unreadable ``last.pt`` is an error naming the fix.
+    * ``best.pt`` must hold the epoch that ``last.pt`` records as the best. Missing, unreadable or
+      of another epoch, it is rewritten from ``last.pt`` when the best epoch is the last finished
+      one (a kill between the two writes: ``last.pt`` holds those very weights); otherwise the
+      best weights are lost, and that is an error naming the fix -- never a silent test of the
+      last epoch's weights.
+    * A ``best.pt`` that no ``last.pt`` vouches for (a run killed during its first epoch, a
+      ``last.pt`` deleted by hand, no epoch ever improved) is removed: it is not this run's.
+    """
+    run_dir = Path(run_dir)
+    remove_partial_files(run_dir)
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    if not last.exists():
+        _drop_unvouched(best, f"no {last.name}: the run starts from scratch")
+        return None
+    payload = _read_run_checkpoint(last)
+    if not isinstance(payload.get("train_state"), dict):
+        raise ValueError(f"checkpoint {last} holds no training state (not a last.pt of a run); "
+                         f"{_restart_hint(run_dir)}")
+    state = payload["train_state"]
+    best_epoch, epoch = int(state.get("best_epoch", 0)), int(state.get("epoch", 0))
+    if best_epoch <= 0:
+        _drop_unvouched(best, f"{last.name} records no best epoch")
+        return state
+    problem = None
+    if not best.exists():
+        problem = "is missing"
+    else:
+        try:
+            found = read_checkpoint(best)
+        except ValueError as exc:
+            problem = f"is unreadable ({exc})"
+        else:
+            same_model = all(found.get(k) == payload.get(k) for k in ("kind", "task", "aus"))
+            if found.get("epoch") != best_epoch or not same_model:
+                problem = (f"holds epoch {found.get('epoch')} of a {found.get('kind')} model, not the "
+                           f"best epoch {best_epoch} recorded in {last.name}")
+    if problem is None:
+        return state
+    if best_epoch == epoch:
+        keep = {k: v for k, v in payload.items() if k not in ("optimizer", "train_state", "rng")}
+        keep["epoch"] = best_epoch
+        torch_save_atomic(keep, best)
+        tqdm.write(f"{best} {problem}; rewritten from {last.name} (the best epoch, {best_epoch}, is its last)")
+        return state
+    raise ValueError(f"{best} {problem}: the weights of the best epoch ({best_epoch} of {epoch} trained) "
+                     f"are lost, and testing another epoch's would be a wrong result; {_restart_hint(run_dir)}")
+
+
 def _restore(model, optimizer, path: Path) -> dict:
     """Load ``last.pt`` into ``model`` and ``optimizer``; returns the saved training state."""
-    payload = read_checkpoint(path)
+    payload = _read_run_checkpoint(path)
     try:
         ddp.unwrap(model).load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); "
-                         f"delete it to restart the run from scratch") from exc
+                         f"{_restart_hint(path.parent)}") from exc
     torch.set_rng_state(payload["rng"]["torch"])
     return payload["train_state"]
 
@@ -322,6 +410,9 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
     wrapped = ddp.wrap(model, info, device)
     optimizer = make_optimizer(ddp.unwrap(model), cfg)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if info.is_main:
+        check_checkpoints(run_dir)   # bad best.pt / last.pt: an error now, not after training
+    ddp.barrier(info)
     if last.exists():
         state = _restore(model, optimizer, last)
         if info.is_main:
@@ -357,10 +448,12 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
             state["bad_epochs"] += 1
         stop = ddp.broadcast_flag(val_loader is not None and state["bad_epochs"] >= cfg.patience, info)
         if info.is_main:
-            if improved:
-                save_checkpoint(best, model, cfg, epoch=epoch + 1)
+            # last.pt first: killed between the two writes, last.pt's weights are the best epoch's,
+            # from which check_checkpoints rewrites best.pt
             save_checkpoint(last, model, cfg, optimizer=optimizer.state_dict(), train_state=state,
                             rng=_rng_state(), epoch=epoch + 1)
+            if improved:
+                save_checkpoint(best, model, cfg, epoch=epoch + 1)
             name = "val F1" if cfg.task == "occurrence" else "val ICC"
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss:.4f}  {name} {record['val']:.4f}  "
                        f"(best {state['best_score']:.4f} @ {state['best_epoch']})  {record['seconds']:.1f}s")
@@ -368,6 +461,13 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, state)
     ddp.assert_replicas_in_sync(wrapped, info)
-    if best.exists():
+    if info.is_main and state["best_epoch"] > 0:
+        # the best epoch's weights, or an error: never a silent test of the last epoch's
+        payload = _read_run_checkpoint(best)
+        if payload.get("epoch") != state["best_epoch"]:
+            raise ValueError(f"{best} holds epoch {payload.get('epoch')}, not the best epoch "
+                             f"{state['best_epoch']} (changed during the run?); {_restart_hint(run_dir)}")
+        ddp.unwrap(model).load_state_dict(payload["state_dict"])
+    elif not info.is_main and best.exists():
         ddp.unwrap(model).load_state_dict(read_checkpoint(best)["state_dict"])
     return state["history"]

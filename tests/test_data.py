@@ -409,6 +409,15 @@ def test_dataset_duplicates_rare_au_positives(prepared):
     dup = AUDataset(prepared, BP4D_AUS, duplicate_aus=[1, 2, 15, 23, 24])
     positives = ((prepared[["AU1", "AU2", "AU15", "AU23", "AU24"]] == 1).any(axis=1)).sum()
     assert positives > 0 and len(dup) == len(plain) + positives
+    # Table 8's other reading: once more per listed AU a frame is positive for
+    both = prepared.copy()
+    both.loc[both.index[0], ["AU1", "AU2"]] = 1                 # a frame with two rare AUs
+    once = AUDataset(both, BP4D_AUS, duplicate_aus=[1, 2, 15, 23, 24])
+    per_au = AUDataset(both, BP4D_AUS, duplicate_aus=[1, 2, 15, 23, 24], duplicate_rule="per_au")
+    hits = int((both[["AU1", "AU2", "AU15", "AU23", "AU24"]] == 1).sum().sum())
+    assert len(per_au) == len(plain) + hits and len(per_au) > len(once)
+    with pytest.raises(ValueError, match="duplicate_rule"):
+        AUDataset(prepared, BP4D_AUS, duplicate_aus=[1], duplicate_rule="twice")
     with pytest.raises(ValueError, match="crop"):
         AUDataset(prepared.drop(columns="crop"), BP4D_AUS)
     with pytest.raises(KeyError, match="AU99"):

@@ -45,7 +45,7 @@ def images():
 # ----------------------------------------------------------------------------- Eq. 5
 
 def test_eq5_hand_computed_three_aus():
-    bn = AUBatchNorm2d(2, 3, relation=W3)
+    bn = AUBatchNorm2d(2, 3, relation=RelationGraph(3, W3))
     with torch.no_grad():
         bn.weight.copy_(GAMMA3)
         bn.bias.copy_(-GAMMA3)
@@ -60,7 +60,7 @@ def test_eq5_hand_computed_three_aus():
 
 
 def test_eq4_forward_uses_mixed_affine_and_au_statistics():
-    bn = AUBatchNorm2d(2, 3, relation=W3).eval()
+    bn = AUBatchNorm2d(2, 3, relation=RelationGraph(3, W3)).eval()
     with torch.no_grad():
         bn.weight.copy_(GAMMA3)
         bn.bias.zero_()
@@ -455,3 +455,24 @@ def test_imagenet_download_failure_names_the_offline_alternatives(monkeypatch):
     monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
     with pytest.raises(RuntimeError, match="pretrained=PATH"):
         build_model("resnet18", AUS[:3], pretrained="imagenet")
+
+
+def test_all_au_layouts_give_the_same_outputs_and_auto_picks_by_device_and_batch(images):
+    """The batched all-AU pass and the loop of C conditioned passes are the same function (eval);
+    on the CPU the default layout loops once the stacked copies exceed CPU_BATCHED_MAX_PIXELS."""
+    model = build_model("renet", AUS, relation=np.eye(len(AUS))).eval()
+    with torch.no_grad():
+        model.layout = "batched"
+        batched = model(images)
+        model.layout = "loop"
+        looped = model(images)
+        model.layout = "auto"
+        auto = model(images)
+    torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(auto, looped, rtol=1e-4, atol=1e-5)
+    def stem(batch, side):   # the stem convolution halves the input side
+        return torch.zeros(batch, 64, side // 2, side // 2)
+
+    assert model.all_au_layout(stem(32, 48)) == "batched" and model.all_au_layout(stem(1, 224)) == "batched"
+    twelve = build_model("renet", list(range(1, 13)), relation=np.eye(12))
+    assert twelve.all_au_layout(stem(16, 224)) == "loop" and twelve.all_au_layout(stem(1, 224)) == "batched"

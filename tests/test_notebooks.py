@@ -18,7 +18,8 @@ from renet_core import runall
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 #: What each job must have written: tables (CSV + markdown in results/) and figures (figures/).
-EXPECTED_TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "efficiency"]
+EXPECTED_TABLES = ["table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "strategies",
+                   "efficiency"]
 EXPECTED_FIGURES = ["fig2_relation_matrices.png", "fig3_tsne.png"]
 
 
@@ -26,7 +27,7 @@ def test_the_study_has_a_notebook_per_table_and_figure():
     stems = {p.stem for p in NOTEBOOK_FILES}
     assert {"00_synthetic_data", "01_detection", "02_intensity", "03_new_au", "04_relation_ablation",
             "05_augmentation_ablation", "06_relation_matrices", "07_tsne", "08_efficiency",
-            "09_training_dynamics"} <= stems
+            "09_training_dynamics", "10_training_strategies"} <= stems
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
@@ -36,6 +37,22 @@ def test_committed_notebooks_carry_no_outputs(path):
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [], f"{path.name} has outputs committed"
             assert cell.get("execution_count") is None, f"{path.name} has execution counts committed"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOK_FILES if p.stem[:2] in {f"{i:02d}" for i in range(1, 11)}
+                                  and p.stem != "09_training_dynamics"], ids=lambda p: p.stem)
+def test_table_and_figure_notebooks_are_thin_and_use_every_parameter(path):
+    """Notebooks 01-08 and 10: a parameters cell holding only what the notebook uses, one call into
+    renet_core, <= 15 lines of code in all."""
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    text = ["".join(c["source"]) for c in code]
+    lines = [line for t in text for line in t.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(lines) <= 15, (path.name, len(lines))
+    body = "\n".join(text[1:])
+    for name in runall.declared_parameters(path):
+        assert name in body, f"{path.name} declares {name} but does not use it"
+    assert body.count("study.reproduce(") == 1
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
@@ -71,7 +88,7 @@ def test_runall_continues_past_a_failing_notebook_and_exits_nonzero(tmp_path):
     nbs.mkdir()
     _notebook(nbs / "01_broken.ipynb", "raise RuntimeError('deliberate failure')")
     _notebook(nbs / "02_fine.ipynb",
-              "from renet_core.runall import record_outputs, output_entry\n"
+              "from renet_core.study import record_outputs, output_entry\n"
               "open(f'{tables_dir}/fine.md', 'w').write('ok')\n"
               "record_outputs(manifest, [output_entry('fine', f'{tables_dir}/fine.md', 'nothing')])\n")
     results = tmp_path / "results"
@@ -94,7 +111,9 @@ def smoke_study(tmp_path_factory):
     base = tmp_path_factory.mktemp("study")
     old = os.environ.get("RENET_CACHE")
     os.environ["RENET_CACHE"] = str(base / "cache")
-    for var in runall.ROOT_ENV.values():
+    from renet_core.experiment import ROOT_ENV
+
+    for var in ROOT_ENV.values():
         os.environ.pop(var, None)
     try:
         code = runall.main(["--profile", "smoke", "--folds", "1", "--results", str(base / "results"),

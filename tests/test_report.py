@@ -15,12 +15,13 @@ BP4D_AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
 
 def make_rows(method, values_per_fold, dataset="bp4d", task="occurrence", metric="f1", aus=BP4D_AUS,
               source="SynthAU demo (synthetic)", synthetic=True, heldout=()):
-    """Tidy engine rows: ``values_per_fold[fold-1][i]`` is AU ``aus[i]``'s value in that fold."""
+    """Tidy engine rows: ``values_per_fold[fold-1][i]`` is AU ``aus[i]``'s value in that fold,
+    selected for the table row ``method`` (column ``entry``, as renet_core.study.select_rows does)."""
     records = []
     for fold, values in enumerate(values_per_fold, start=1):
         for au, v in zip(aus, values):
-            records.append(dict(dataset=dataset, task=task, method=method, fold=fold, au=au, metric=metric,
-                                seed=0, value=v, data_source=source, synthetic=synthetic,
+            records.append(dict(dataset=dataset, task=task, method=method, entry=method, fold=fold, au=au,
+                                metric=metric, seed=0, value=v, data_source=source, synthetic=synthetic,
                                 heldout=au in heldout))
     return pd.DataFrame.from_records(records)
 

@@ -13,6 +13,19 @@ Cache layout (``cache_dir``):
 Every file is written atomically (:mod:`renet_core.io`); temporary files left by a killed run
 are removed at the start of the next one, so nothing half-written stays in the cache.
 
+Landmarks are read 1-based (``landmark_origin=1``, default): the datasets' MATLAB files count
+pixels from 1, so 1 is subtracted before aligning, as JAA-Net does; ``landmark_origin=0`` reads
+them as they are. The setting is part of ``prepare.json``; caches written before it existed
+(which read the files as 0-based) are refused (``PREPARE_VERSION``).
+
+Bad frames never abort the run: an image that cannot be read or decoded (a zero-byte file, a
+truncated JPEG, garbage) is skipped, counted per reason and named (a warning per file, and the
+printed summary lists them); a malformed landmark entry drops only its own frame; a BP4D or BP4D+
+landmark file with fewer entries than the sequence has images is reported with both counts.
+Each skipped frame's status records the size and mtime of its image and landmark files
+(``stamp``): when either changed, the next run checks that frame again. The per-reason summary
+is printed whether or not progress bars are shown.
+
 Lost landmarks (the tracker lost the face, or DISFA lacks the frame's landmark file): with
 ``lost_landmarks="skip"`` (default, as JAA-Net's lists, which drop BP4D frames without
 landmarks) the frame is skipped and counted; with ``"nearest"`` the landmarks of the nearest
@@ -32,8 +45,9 @@ import numpy as np
 import pandas as pd
 
 from renet_core.data.align import AlignmentError, alignment_matrix
-from renet_core.data.landmarks import (LandmarkFileError, read_bp4d_landmarks,
-                                       read_bp4dplus_landmarks, read_disfa_landmarks)
+from renet_core.data.landmarks import (DEFAULT_ORIGIN, LandmarkFileError, LandmarkReadError,
+                                       check_origin, read_bp4d_landmarks, read_bp4dplus_landmarks,
+                                       read_disfa_landmarks)
 from renet_core.io import write_bytes_atomic, to_csv_atomic, write_text_atomic
 
 ALIGNED = "aligned"
@@ -41,6 +55,15 @@ ALIGNED_NEAREST = "aligned (nearest frame's landmarks)"
 JOB_FRAMES = 128  # image sequences are cut into jobs of at most this many frames
 JPEG_QUALITY = 95
 SETTINGS_FILE = "prepare.json"
+#: 2: landmarks read 1-based by default (``landmark_origin``); per-frame ``stamp`` of skipped
+#: frames. Caches of another version are refused, never mixed.
+PREPARE_VERSION = 2
+NO_LANDMARKS = "skipped: no landmarks"
+MALFORMED_LANDMARKS = "skipped: malformed landmarks"
+UNREADABLE_LANDMARKS = "skipped: unreadable landmark file"
+NO_LANDMARK_ENTRY = "skipped: no landmark entry (landmark file shorter than the image list)"
+UNREADABLE_IMAGE = "skipped: unreadable image"
+TRUNCATED_IMAGE = "skipped: truncated image"
 MANIFEST = "manifest.csv"
 _JOB_COLUMNS = ["subject", "task", "frame", "image_kind", "image_path", "image_member",
                 "image_index", "landmark_kind", "landmark_path", "landmark_index"]
@@ -100,30 +123,89 @@ def _crop_bytes(image, points, size, reduce=1) -> bytes:
 
 # ----------------------------------------------------------------------------- landmarks
 
-def _job_landmarks(rows: pd.DataFrame, messages: list) -> list:
-    """One 49x2 array or None per row (None: lost, missing or unreadable)."""
+def _job_landmarks(rows: pd.DataFrame, messages: list,
+                   origin: int = DEFAULT_ORIGIN) -> tuple[list, dict]:
+    """One 0-based 49x2 array or None per row, and ``{row: skip status}`` for the None rows
+    that are not plain lost frames (malformed entry, unreadable file, no entry)."""
     kind = rows["landmark_kind"].iloc[0]
     out: list = [None] * len(rows)
+    reasons: dict[int, str] = {}
     if kind == "disfa_pts":
         for i, path in enumerate(rows["landmark_path"]):
             if path:
                 try:
-                    out[i] = read_disfa_landmarks(path)
+                    out[i] = read_disfa_landmarks(path, origin)
                 except LandmarkFileError as exc:
                     messages.append(str(exc))
-        return out
+                    reasons[i] = (UNREADABLE_LANDMARKS if isinstance(exc, LandmarkReadError)
+                                  else MALFORMED_LANDMARKS)
+        return out, reasons
     path = rows["landmark_path"].iloc[0]
     if not path:
-        return out
+        return out, reasons
+    errors: dict = {}
     try:
         if kind == "bp4d_fit_pred":
-            table = read_bp4d_landmarks(path)
-            return [table[k] if 0 <= k < len(table) else None for k in rows["landmark_index"]]
-        table = read_bp4dplus_landmarks(path)
-        return [table.get(int(k)) for k in rows["landmark_index"]]
+            table = read_bp4d_landmarks(path, origin, errors)
+            keys = [int(k) for k in rows["landmark_index"]]
+            n_entries = len(table)
+            out = [table[k] if 0 <= k < n_entries else None for k in keys]
+            beyond = [i for i, k in enumerate(keys) if k >= n_entries]
+        else:
+            table = read_bp4dplus_landmarks(path, origin, errors)
+            keys = [int(k) for k in rows["landmark_index"]]
+            n_entries = len(table) + sum(1 for k in errors if not isinstance(k, int))
+            out = [table.get(k) for k in keys]
+            beyond = [i for i, k in enumerate(keys) if k not in table and k not in errors]
     except LandmarkFileError as exc:
         messages.append(str(exc))
-        return out
+        return out, {i: UNREADABLE_LANDMARKS for i in range(len(rows))}
+    for i, k in enumerate(keys):
+        if k in errors:
+            reasons[i] = MALFORMED_LANDMARKS
+    # one message per malformed entry this job uses (each names the file and the entry)
+    messages.extend(errors[k] for k in sorted({k for k in keys if k in errors}))
+    messages.extend(v for k, v in errors.items() if not isinstance(k, int))
+    n_images, where = (_sequence_images(rows) if beyond or kind == "bp4d_fit_pred"
+                       else (None, ""))
+    if n_images is not None and n_entries < n_images:
+        messages.append(f"{path}: {n_entries} landmark entries for {n_images} images in "
+                        f"{where}; expected one entry per image: labelled frames without an "
+                        "entry are skipped")
+    elif beyond and kind != "bp4d_fit_pred":
+        missing = sorted(int(keys[i]) for i in beyond if rows["image_path"].iloc[i])
+        if missing:
+            messages.append(f"{path}: no landmark entry for labelled frame(s) {missing[:10]}"
+                            f"{' ...' if len(missing) > 10 else ''}; expected an entry per "
+                            "frame: these frames are skipped")
+    for i in beyond:
+        if rows["image_path"].iloc[i]:
+            reasons[i] = NO_LANDMARK_ENTRY
+    return out, reasons
+
+
+def _sequence_images(rows: pd.DataFrame) -> tuple[int | None, str]:
+    """Number of images of the job's sequence (folder or zip task folder) and where they are."""
+    from renet_core.data.layout import list_frame_images
+
+    with_image = rows.loc[rows["image_path"] != ""]
+    if with_image.empty:
+        return None, ""
+    first = with_image.iloc[0]
+    kind = first["image_kind"]
+    try:
+        if kind == "file":
+            folder = Path(first["image_path"]).parent
+            return len(list_frame_images(folder)), str(folder)
+        if kind == "zip":
+            from renet_core.data.bp4dplus import zip_images
+
+            task = str(first["image_member"]).replace("\\", "/").split("/")[-2].upper()
+            return (len(zip_images(Path(first["image_path"])).get(task, {})),
+                    f"{first['image_path']}:{task}")
+    except Exception:  # an unreadable folder or zip is reported where the images are read
+        return None, ""
+    return None, ""
 
 
 def _fill_nearest(frames: np.ndarray, points: list, max_gap: int) -> tuple[list, list]:
@@ -153,7 +235,7 @@ def run_job(job: dict) -> dict:
     rows = pd.DataFrame(job["rows"], columns=_JOB_COLUMNS + ["crop"])
     cache = Path(job["cache_dir"])
     size, messages = job["size"], []
-    points = _job_landmarks(rows, messages)
+    points, reasons = _job_landmarks(rows, messages, job.get("landmark_origin", DEFAULT_ORIGIN))
     borrowed = [False] * len(rows)
     if job["lost_landmarks"] == "nearest":
         points, borrowed = _fill_nearest(rows["frame"].to_numpy(), points, job["max_gap"])
@@ -162,7 +244,7 @@ def run_job(job: dict) -> dict:
         if status[i]:
             continue
         if p is None:
-            status[i] = "skipped: no landmarks"
+            status[i] = reasons.get(i, NO_LANDMARKS)
         else:
             try:
                 alignment_matrix(p, size=size)
@@ -177,8 +259,30 @@ def run_job(job: dict) -> dict:
         if status[i] == ALIGNED and borrowed[i]:
             status[i] = ALIGNED_NEAREST
     crops = [c if s.startswith(ALIGNED) else "" for c, s in zip(rows["crop"], status)]
+    stamps = _stamps(rows, status)
     return {"name": job["name"], "frames": rows["frame"].tolist(), "status": status,
-            "crop": crops, "messages": messages}
+            "crop": crops, "stamp": stamps, "messages": messages}
+
+
+def _file_stamp(path: str, memo: dict) -> str:
+    """``"size:mtime_ns"`` of a file, ``"-"`` if it does not exist, ``""`` for no path."""
+    if not path:
+        return ""
+    if path not in memo:
+        try:
+            info = os.stat(path)
+            memo[path] = f"{info.st_size}:{info.st_mtime_ns}"
+        except OSError:
+            memo[path] = "-"
+    return memo[path]
+
+
+def _stamps(rows: pd.DataFrame, status: list) -> list[str]:
+    """Per skipped frame, the stamps of its image and landmark files (aligned frames: "")."""
+    memo: dict = {}
+    return ["" if s.startswith(ALIGNED) else
+            f"{_file_stamp(image, memo)}|{_file_stamp(landmark, memo)}"
+            for s, image, landmark in zip(status, rows["image_path"], rows["landmark_path"])]
 
 
 def _image_frames(rows, points, status, cache, size, messages, kind):
@@ -203,20 +307,32 @@ def _image_frames(rows, points, status, cache, size, messages, kind):
                 else:
                     data = Path(row.image_path).read_bytes()
                     where = row.image_path
-            except (OSError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-                status[i] = "skipped: unreadable image"
-                messages.append(f"{row.image_path} {row.image_member}: cannot read ({exc})")
+            except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+                status[i] = UNREADABLE_IMAGE
+                where = f"{row.image_path}:{row.image_member}" if kind == "zip" else row.image_path
+                messages.append(f"{where}: cannot read the image ({exc})")
+                continue
+            if not data:
+                status[i] = UNREADABLE_IMAGE
+                messages.append(f"{where}: empty file (0 bytes); expected a JPEG image (a failed "
+                                "copy? copy the file again)")
                 continue
             if _is_truncated_jpeg(data):
-                status[i] = "skipped: truncated image"
+                status[i] = TRUNCATED_IMAGE
                 messages.append(f"{where}: truncated JPEG (no end-of-image marker); expected a "
                                 "complete JPEG file")
                 continue
             reduce = _reduction(points[i], size)
-            image = _decode(data, reduce)
-            if image is None:
-                status[i] = "skipped: unreadable image"
-                messages.append(f"{where}: not a decodable image")
+            try:
+                image = _decode(data, reduce)
+            except Exception as exc:  # cv2.error: OpenCV refuses the buffer
+                image, reason = None, f" ({str(exc).strip().splitlines()[-1]})"
+            else:
+                reason = ""
+            if image is None or image.size == 0:
+                status[i] = UNREADABLE_IMAGE
+                messages.append(f"{where}: not a decodable image{reason} ({len(data)} bytes); "
+                                "expected a JPEG image")
                 continue
             write_crop(target, _crop_bytes(image, points[i], size, reduce))
             status[i] = ALIGNED
@@ -290,21 +406,33 @@ def _jobs(index: pd.DataFrame, cache_dir: Path, settings: dict) -> list[dict]:
             jobs.append({"name": name, "rows": chunk.values.tolist(), "size": settings["size"],
                          "cache_dir": str(cache_dir),
                          "lost_landmarks": settings["lost_landmarks"],
-                         "max_gap": settings["max_gap"]})
+                         "max_gap": settings["max_gap"],
+                         "landmark_origin": settings["landmark_origin"]})
     return jobs
 
 
 def _done(cache_dir: Path, job: dict) -> pd.DataFrame | None:
-    """The job's recorded statuses if it finished before with all its crops present."""
+    """The job's recorded statuses if it finished before with all its crops present and no
+    skipped frame's image or landmark file changed since (else the job runs again: its
+    existing crops are kept, its skipped frames are checked again)."""
     path = cache_dir / "status" / f"{job['name']}.csv"
     if not path.is_file():
         return None
-    table = pd.read_csv(path, dtype={"crop": str, "status": str}, keep_default_na=False)
-    if len(table) != len(job["rows"]):
+    table = pd.read_csv(path, dtype={"crop": str, "status": str, "stamp": str},
+                        keep_default_na=False)
+    if len(table) != len(job["rows"]) or "stamp" not in table.columns:
+        return None
+    if table["frame"].astype(np.int64).tolist() != [int(r[2]) for r in job["rows"]]:
         return None
     aligned = table["status"].str.startswith("aligned")
     if not all((cache_dir / c).is_file() for c in table.loc[aligned, "crop"]):
         return None
+    rows = pd.DataFrame(job["rows"], columns=_JOB_COLUMNS + ["crop"])
+    skipped = np.flatnonzero(~aligned.to_numpy())
+    if len(skipped):
+        now = _stamps(rows.iloc[skipped], table["status"].iloc[skipped].tolist())
+        if now != table["stamp"].iloc[skipped].tolist():
+            return None
     return table
 
 
@@ -329,6 +457,12 @@ def _check_settings(cache_dir: Path, settings: dict) -> None:
     path = cache_dir / SETTINGS_FILE
     if path.is_file():
         old = json.loads(path.read_text())
+        if old.get("version") != settings["version"]:
+            made = ("before landmarks were read 1-based (it read them as 0-based)"
+                    if old.get("version") is None else f"by prepare version {old.get('version')}")
+            raise ValueError(f"{path}: this cache was made {made}; this is prepare version "
+                             f"{settings['version']}, whose crops differ, so it is not reused: "
+                             f"delete {cache_dir} or use another cache_dir")
         differ = {k: (old.get(k), v) for k, v in settings.items()
                   if k not in ("root",) and old.get(k) != v}
         if differ:
@@ -347,7 +481,8 @@ def _jsonable(attrs: dict) -> dict:
 
 def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = None,
             progress: bool = True, lost_landmarks: str = "skip", max_gap: int = 5,
-            index: pd.DataFrame | None = None, **options) -> pd.DataFrame:
+            index: pd.DataFrame | None = None, landmark_origin: int = DEFAULT_ORIGIN,
+            **options) -> pd.DataFrame:
     """Align and cache every labelled frame; returns the aligned rows with a ``crop`` column.
 
     ``size`` is the crop side (256 in the paper, section 4.3; smaller for CPU demos).
@@ -355,16 +490,24 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     :func:`load_index`; ``index`` may be given instead (e.g. a subset). Frames that cannot be
     aligned are dropped from the result and counted in the printed summary and
     ``attrs["prepare_summary"]``; ``cache_dir/manifest.csv`` lists every frame with its status.
+    The per-reason summary (naming the unreadable images) is printed even with
+    ``progress=False``.
+
+    ``landmark_origin``: 1 (default) = the landmark files are 1-based, as the datasets' MATLAB
+    files are: 1 is subtracted before aligning (as JAA-Net does); 0 = use the numbers as they
+    are. It is part of the cache's settings.
     """
     from renet_core.data.index import load_index
 
     if lost_landmarks not in ("skip", "nearest"):
         raise ValueError(f"lost_landmarks must be 'skip' or 'nearest', got {lost_landmarks!r}")
+    landmark_origin = check_origin(landmark_origin)
     if index is None:
         index = load_index(name, root, **options)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"dataset": index.attrs.get("dataset", name), "size": int(size),
+    settings = {"version": PREPARE_VERSION, "landmark_origin": landmark_origin,
+                "dataset": index.attrs.get("dataset", name), "size": int(size),
                 "lost_landmarks": lost_landmarks, "max_gap": int(max_gap),
                 "alignment": "JAA-Net 49-point eye-based similarity, enlarge 2.9",
                 "jpeg_quality": JPEG_QUALITY, "root": str(root),
@@ -389,18 +532,21 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     else:
         say(f"prepare: {n_todo} of {len(index)} frames to align into {cache_dir} "
             f"({len(jobs) - len(todo)} of {len(jobs)} jobs already done)")
+        warned: set = set()
         for out in _run(todo, workers, progress, n_todo):
             table = pd.DataFrame({"frame": out["frames"], "status": out["status"],
-                                  "crop": out["crop"]})
+                                  "crop": out["crop"], "stamp": out["stamp"]})
             os.sync()  # the job's crops reach the disk before the job is recorded as done
             to_csv_atomic(table, cache_dir / "status" / f"{out['name']}.csv")
             results[out["name"]] = table
             for message in out["messages"]:
-                warnings.warn(message, stacklevel=2)
+                if message not in warned:  # a sequence cut into jobs repeats its file messages
+                    warned.add(message)
+                    warnings.warn(message, stacklevel=2)
     manifest = _manifest(index, jobs, results)
     to_csv_atomic(manifest, cache_dir / MANIFEST)
     summary = _summary(manifest)
-    say(_summary_text(summary, cache_dir))
+    print(_summary_text(summary, cache_dir, manifest))  # with or without progress bars
     prepared = manifest.loc[manifest["status"].str.startswith("aligned")].copy()
     prepared["crop"] = [str(cache_dir / c) for c in prepared["crop"]]
     prepared = prepared.reset_index(drop=True)
@@ -458,13 +604,30 @@ def _summary(manifest: pd.DataFrame) -> dict:
                         if not k.startswith("aligned")}}
 
 
-def _summary_text(summary: dict, cache_dir: Path) -> str:
+NAMED_REASONS = (UNREADABLE_IMAGE, TRUNCATED_IMAGE, MALFORMED_LANDMARKS, UNREADABLE_LANDMARKS)
+NAMED_MAX = 10
+
+
+def _summary_text(summary: dict, cache_dir: Path, manifest: pd.DataFrame | None = None) -> str:
+    """The summary lines; under each bad-file reason, the files (at most ``NAMED_MAX``)."""
     skipped = sum(summary["skipped"].values())
     lines = [f"prepare summary ({cache_dir}): {summary['read']} labelled frames, "
              f"{summary['aligned']} aligned "
              f"({summary['aligned_with_nearest_landmarks']} with the nearest frame's landmarks), "
              f"{skipped} skipped"]
-    lines += [f"  {count:8d}  {reason}" for reason, count in summary["skipped"].items()]
+    for reason, count in summary["skipped"].items():
+        lines.append(f"  {count:8d}  {reason}")
+        if manifest is None or reason not in NAMED_REASONS:
+            continue
+        rows = manifest.loc[manifest["status"] == reason]
+        column = "landmark_path" if "landmark" in reason else "image_path"
+        names = [f"{r[column]}:{r['image_member']}" if column == "image_path" and
+                 r.get("image_member") else str(r[column]) for _, r in rows.iterrows()]
+        names = list(dict.fromkeys(names))
+        lines += [f"            {name}" for name in names[:NAMED_MAX]]
+        if len(names) > NAMED_MAX:
+            lines.append(f"            ... and {len(names) - NAMED_MAX} more (status column of "
+                         f"{cache_dir / MANIFEST})")
     return "\n".join(lines)
 
 

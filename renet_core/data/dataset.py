@@ -54,7 +54,7 @@ class AUDataset(Dataset):
 
     def __init__(self, frames: pd.DataFrame, aus, task: str = "occurrence", train: bool = False,
                  image_size: int = 224, duplicate_aus=None, in_memory: bool = False,
-                 progress: bool = False):
+                 progress: bool = False, duplicate_rule: str = "frame"):
         if task not in ("occurrence", "intensity"):
             raise ValueError(f"task must be 'occurrence' or 'intensity', got {task!r}")
         if "crop" not in frames.columns:
@@ -72,9 +72,12 @@ class AUDataset(Dataset):
         self.mask = torch.from_numpy(~np.isnan(labels))
         self.targets = torch.from_numpy(np.nan_to_num(labels, nan=0.0))
         self.positions = np.arange(len(frames))
-        if duplicate_aus:
+        if duplicate_rule not in ("frame", "per_au"):
+            raise ValueError(f"duplicate_rule must be 'frame' or 'per_au', got {duplicate_rule!r}")
+        if duplicate_aus:   # Table 8: once per frame positive for any listed AU, or once per such AU
+            groups = [duplicate_aus] if duplicate_rule == "frame" else [[au] for au in duplicate_aus]
             self.positions = np.concatenate(
-                [self.positions, np.flatnonzero(positive_for_any(frames, duplicate_aus))])
+                [self.positions] + [np.flatnonzero(positive_for_any(frames, g)) for g in groups])
         self.images = None
         if in_memory:
             self.images = self._decode_all(progress)

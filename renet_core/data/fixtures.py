@@ -2,6 +2,10 @@
 prepare``: a drawn face with known landmarks, MATLAB landmark files (BP4D v7.3 via h5py, BP4D+
 v5 and DISFA via scipy.io), JPEGs and AVI videos. Not a dataset generator (that is
 :mod:`renet_core.synth`); these exist to exercise every layout variant of the loaders.
+
+The landmark writers take the 0-based pixel coordinates of the drawn face (OpenCV's convention)
+and write them as the datasets do, 1-based (``origin=1``: 1 is added), so the loaders' default
+reading gives back the drawn positions; ``origin=0`` writes them as given.
 """
 
 from __future__ import annotations
@@ -76,10 +80,15 @@ def write_jpeg(path, image, quality: int = 90) -> Path:
     return path
 
 
-def write_bp4d_mat(path, points: list) -> Path:
+def _shifted(points, origin: int):
+    return None if points is None else np.asarray(points, float) + origin
+
+
+def write_bp4d_mat(path, points: list, origin: int = 1) -> Path:
     """BP4D ``2DFeatures`` file, MATLAB v7.3 layout: ``fit/pred`` cell of 49x2 (None: empty)."""
     import h5py
 
+    points = [_shifted(p, origin) for p in points]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w", userblock_size=512) as fh:
@@ -102,10 +111,11 @@ def write_bp4d_mat(path, points: list) -> Path:
     return path
 
 
-def write_bp4dplus_mat(path, points_by_frame: dict) -> Path:
+def write_bp4dplus_mat(path, points_by_frame: dict, origin: int = 1) -> Path:
     """BP4D+ ``2DFeatures`` file, MATLAB v5: 1xN struct ``fit`` (frame, pts_2d, headPose)."""
     from scipy.io import savemat
 
+    points_by_frame = {f: _shifted(p, origin) for f, p in points_by_frame.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fit = np.empty((1, len(points_by_frame)),
@@ -128,12 +138,12 @@ def to_66_points(points49: np.ndarray) -> np.ndarray:
     return np.vstack([jaw, points49])
 
 
-def write_disfa_mat(path, points49: np.ndarray) -> Path:
+def write_disfa_mat(path, points49: np.ndarray, origin: int = 1) -> Path:
     from scipy.io import savemat
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    savemat(path, {"pts": to_66_points(points49)})
+    savemat(path, {"pts": to_66_points(points49) + origin})
     return path
 
 

@@ -9,6 +9,17 @@
   are rows 18..66 (1-based), dropping the 17 jaw points (as PyTorch-JAANet does).
 
 Either MATLAB version is accepted for every file (h5py for v7.3, scipy for older ones).
+
+Coordinates: the three datasets' MATLAB files hold 1-based pixel coordinates (MATLAB indexes the
+first pixel 1). Every reader subtracts ``origin`` (default 1, :data:`DEFAULT_ORIGIN`), so the
+points it returns are 0-based (OpenCV's convention: pixel centres at integers), as JAA-Net does
+("make the landmarks be indexed from 0") before the alignment this project adopted;
+``origin=0`` reads the numbers as they are.
+
+Malformed entries: a reader given an ``errors`` dict records a malformed entry there (key: the
+entry's position, for BP4D+ its frame; value: a message naming the file) and returns None for it,
+so one bad entry drops only its own frame; without ``errors`` it raises
+:class:`LandmarkFileError`.
 """
 
 from __future__ import annotations
@@ -19,10 +30,17 @@ import numpy as np
 
 N_POINTS = 49
 DISFA_INNER = slice(17, 66)  # 66-point scheme -> 49 inner points (1-based 18..66)
+#: The datasets' MATLAB landmark files are 1-based; readers subtract this by default.
+DEFAULT_ORIGIN = 1
+ORIGINS = (0, 1)
 
 
 class LandmarkFileError(ValueError):
     """A landmark file that cannot be read or does not hold the expected arrays."""
+
+
+class LandmarkReadError(LandmarkFileError):
+    """A landmark file that cannot be opened or parsed at all (not a readable MATLAB file)."""
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -53,12 +71,41 @@ def as_points(array, path: Path | str = "", n_points: int = N_POINTS) -> np.ndar
 
 
 def _open_error(path: Path, exc: Exception) -> LandmarkFileError:
-    return LandmarkFileError(f"{path}: cannot read MATLAB landmark file ({exc})")
+    return LandmarkReadError(f"{path}: cannot read MATLAB landmark file ({exc})")
 
 
-def read_bp4d_landmarks(path: str | Path) -> list[np.ndarray | None]:
-    """BP4D ``2DFeatures`` file -> list over ``fit/pred`` entries (49x2 or None when lost)."""
+def check_origin(origin) -> int:
+    """``origin`` as an int, 0 or 1, else a ValueError saying what is expected."""
+    if isinstance(origin, bool) or origin not in ORIGINS:
+        raise ValueError(f"landmark_origin must be 1 (the datasets' MATLAB files are 1-based: "
+                         f"subtract 1) or 0 (read the coordinates as they are), got {origin!r}")
+    return int(origin)
+
+
+def _shift(points: np.ndarray | None, origin: int) -> np.ndarray | None:
+    return points if points is None or not origin else points - origin
+
+
+def _entry(array_fn, path: Path, origin: int, what: str, errors: dict | None, key):
+    """One entry -> 0-based 49x2 or None; a malformed entry raises, or is recorded in
+    ``errors[key]`` (and read as None) when ``errors`` is given."""
+    try:
+        return _shift(as_points(array_fn(), path), origin)
+    except Exception as exc:  # wrong shape, strings, a dangling reference ...
+        message = (f"{exc} ({what})" if isinstance(exc, LandmarkFileError) else
+                   f"{path}: {what}: {exc}; expected a 49x2 numeric array or an empty one")
+        if errors is None:
+            raise LandmarkFileError(message) from exc
+        errors[key] = message
+        return None
+
+
+def read_bp4d_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN,
+                        errors: dict | None = None) -> list[np.ndarray | None]:
+    """BP4D ``2DFeatures`` file -> list over ``fit/pred`` entries (0-based 49x2, None when lost
+    or, with ``errors``, malformed: ``errors[k]`` says why entry k was dropped)."""
     path = Path(path)
+    origin = check_origin(origin)
     try:
         if _is_hdf5(path):
             import h5py
@@ -67,20 +114,44 @@ def read_bp4d_landmarks(path: str | Path) -> list[np.ndarray | None]:
                 if "fit" not in fh or "pred" not in fh["fit"]:
                     raise LandmarkFileError(f"{path}: no 'fit/pred' in the v7.3 file")
                 refs = np.asarray(fh["fit/pred"]).ravel()
-                return [as_points(np.asarray(fh[ref]), path) for ref in refs]
+                return [_entry(lambda: np.asarray(fh[ref]), path, origin,
+                               f"fit/pred entry {k}", errors, k) for k, ref in enumerate(refs)]
         from scipy.io import loadmat
 
         fit = loadmat(path, squeeze_me=True, struct_as_record=False)["fit"]
-        return [as_points(p, path) for p in np.atleast_1d(fit.pred)]
+        return [_entry(lambda: p, path, origin, f"fit.pred entry {k}", errors, k)
+                for k, p in enumerate(np.atleast_1d(fit.pred))]
     except LandmarkFileError:
         raise
     except Exception as exc:  # h5py/scipy raise many types for a broken file
         raise _open_error(path, exc) from exc
 
 
-def read_bp4dplus_landmarks(path: str | Path) -> dict[int, np.ndarray | None]:
-    """BP4D+ ``2DFeatures`` file -> ``{frame (1-based): 49x2 or None}``."""
+def _frame_number(value, path: Path, k: int, errors: dict | None) -> int | None:
+    """The 1-based frame number of ``fit`` entry ``k`` (None: no frame, or malformed)."""
+    frame = np.asarray(value).ravel()
+    if frame.size == 0:
+        return None
+    try:
+        number = float(frame[0])
+        if not np.isfinite(number) or number != int(number):
+            raise ValueError(f"not a whole number: {frame[0]!r}")
+    except (TypeError, ValueError) as exc:
+        message = (f"{path}: fit entry {k}: malformed 'frame' ({exc}); expected a whole frame "
+                   "number (its landmarks are not used)")
+        if errors is None:
+            raise LandmarkFileError(message) from exc
+        errors[f"entry {k}"] = message
+        return None
+    return int(number)
+
+
+def read_bp4dplus_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN,
+                            errors: dict | None = None) -> dict[int, np.ndarray | None]:
+    """BP4D+ ``2DFeatures`` file -> ``{frame (1-based): 0-based 49x2 or None}`` (None: lost or,
+    with ``errors``, malformed: ``errors[frame]`` says why)."""
     path = Path(path)
+    origin = check_origin(origin)
     try:
         if _is_hdf5(path):
             import h5py
@@ -89,9 +160,11 @@ def read_bp4dplus_landmarks(path: str | Path) -> dict[int, np.ndarray | None]:
             with h5py.File(path, "r") as fh:
                 frames = np.asarray(fh["fit/frame"]).ravel()
                 pts = np.asarray(fh["fit/pts_2d"]).ravel()
-                for fref, pref in zip(frames, pts):
-                    frame = int(np.asarray(fh[fref]).ravel()[0])
-                    out[frame] = as_points(np.asarray(fh[pref]), path)
+                for k, (fref, pref) in enumerate(zip(frames, pts)):
+                    frame = _frame_number(np.asarray(fh[fref]), path, k, errors)
+                    if frame is not None:
+                        out[frame] = _entry(lambda: np.asarray(fh[pref]), path, origin,
+                                            f"fit entry {k} (frame {frame})", errors, frame)
             return out
         from scipy.io import loadmat
 
@@ -102,11 +175,11 @@ def read_bp4dplus_landmarks(path: str | Path) -> dict[int, np.ndarray | None]:
         if fit.dtype.names is None or not {"frame", "pts_2d"} <= set(fit.dtype.names):
             raise LandmarkFileError(f"{path}: struct 'fit' lacks the fields 'frame', 'pts_2d'")
         out = {}
-        for entry in fit:
-            frame = np.asarray(entry["frame"]).ravel()
-            if frame.size == 0:
-                continue
-            out[int(frame[0])] = as_points(entry["pts_2d"], path)
+        for k, entry in enumerate(fit):
+            frame = _frame_number(entry["frame"], path, k, errors)
+            if frame is not None:
+                out[frame] = _entry(lambda: entry["pts_2d"], path, origin,
+                                    f"fit entry {k} (frame {frame})", errors, frame)
         return out
     except LandmarkFileError:
         raise
@@ -114,21 +187,23 @@ def read_bp4dplus_landmarks(path: str | Path) -> dict[int, np.ndarray | None]:
         raise _open_error(path, exc) from exc
 
 
-def read_disfa_landmarks(path: str | Path) -> np.ndarray | None:
-    """DISFA per-frame file (key ``pts``, 66x2) -> the 49 inner points, or None when empty."""
+def read_disfa_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN) -> np.ndarray | None:
+    """DISFA per-frame file (key ``pts``, 66x2) -> the 49 inner points (0-based), or None when
+    empty."""
     path = Path(path)
+    origin = check_origin(origin)
     try:
         if _is_hdf5(path):
             import h5py
 
             with h5py.File(path, "r") as fh:
-                return as_points(np.asarray(fh["pts"]).T, path)
+                return _shift(as_points(np.asarray(fh["pts"]).T, path), origin)
         from scipy.io import loadmat
 
         mat = loadmat(path)
         if "pts" not in mat:
             raise LandmarkFileError(f"{path}: no variable 'pts' in the file")
-        return as_points(mat["pts"], path)
+        return _shift(as_points(mat["pts"], path), origin)
     except LandmarkFileError:
         raise
     except Exception as exc:

@@ -30,9 +30,9 @@ BP4D+ 174x232 (real 1040x1392), DISFA 224x168 (real 1024x768); knob ``frame_size
 Measured on the 2-core development machine (no GPU, shared with other jobs): smoke, all three
 layouts, ~4 s in all; demo BP4D 17 s, DISFA 15 s, BP4D+ 19 s (about 52 s in all, 2 processes).
 
-Difficulty knobs (:class:`~renet_core.synth.render.Knobs`, defaults in brackets): ``subtlety``
-[0.5], ``noise`` [4.0 grey levels], ``pose`` [1.0], ``identity_spread`` [1.0], ``blur`` [0.6],
-``jpeg_quality`` [90], ``frame_size`` [per layout], ``time_scale`` [1.0].
+Difficulty knobs (:class:`~renet_core.synth.render.Knobs`; default values defined once in
+:mod:`renet_core.synth.defaults`): ``subtlety``, ``noise`` (grey levels), ``pose``,
+``identity_spread``, ``blur``, ``jpeg_quality``, ``frame_size`` (per layout), ``time_scale``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.layout import SYNTH_MARKER as MARKER
 from ..io import write_text_atomic
 from .aus import AUS, AU_INDEX, AU_NAMES
 from .labels import TARGET_RATES, generate_sequences, task_is_coded
@@ -52,8 +53,7 @@ from .plans import PLANS, SIZES
 from .render import Knobs
 
 LAYOUTS = ("bp4d", "disfa", "bp4dplus")
-GENERATOR_VERSION = 2  # 2: easier default knobs (see Knobs)
-MARKER = "SYNTHAU.json"
+GENERATOR_VERSION = 3  # 2: easier default knobs (see Knobs); 3: 1-based landmark files
 
 README = """SYNTHETIC DATA -- SynthAU ({layout}, size {size}, seed {seed})
 

@@ -12,12 +12,15 @@ Every AU used by BP4D, DISFA or BP4D+ (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 
   chin boss for AU17, lip-pressing bulges for AU24, teeth for AU25/AU26).
 
 The displacement grows with intensity as ``(a / 5) ** (1 + subtlety)`` so low intensities are
-subtle on purpose (``subtlety=0.5`` by default, see :func:`intensity_gain`).
+subtle on purpose when ``subtlety`` > 0 (default :data:`.defaults.SUBTLETY`, see
+:func:`intensity_gain`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from . import defaults
 
 #: Every AU that SynthAU renders and labels, ascending.
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
@@ -115,7 +118,7 @@ def displacement_basis() -> np.ndarray:
 DISPLACEMENT_BASIS = displacement_basis()
 
 
-def intensity_gain(amplitude: np.ndarray, subtlety: float = 0.5) -> np.ndarray:
+def intensity_gain(amplitude: np.ndarray, subtlety: float = defaults.SUBTLETY) -> np.ndarray:
     """Fraction of the full effect at continuous intensity ``amplitude`` (0-5).
 
     ``(a / 5) ** (1 + subtlety)``: 0 at intensity 0, 1 at intensity 5, and below the linear
@@ -125,7 +128,8 @@ def intensity_gain(amplitude: np.ndarray, subtlety: float = 0.5) -> np.ndarray:
     return a ** (1.0 + subtlety)
 
 
-def displaced_landmarks(shape68: np.ndarray, amplitudes: np.ndarray, subtlety: float = 0.5,
+def displaced_landmarks(shape68: np.ndarray, amplitudes: np.ndarray,
+                        subtlety: float = defaults.SUBTLETY,
                         effect_scale: float | np.ndarray = 1.0) -> np.ndarray:
     """Canonical landmarks moved by every AU's displacement at its amplitude.
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import defaults
 from .aus import AU_INDEX, displaced_landmarks
 
 SHIFT = 4  # OpenCV fixed-point bits for subpixel, antialiased drawing
@@ -88,7 +89,8 @@ class Identity:
     wrinkle: float             # baseline depth of static wrinkles (age)
 
 
-def sample_identity(rng: np.random.Generator, identity_spread: float = 1.0) -> Identity:
+def sample_identity(rng: np.random.Generator,
+                    identity_spread: float = defaults.IDENTITY_SPREAD) -> Identity:
     """Draw a synthetic person; ``identity_spread`` scales every deviation from the mean face."""
     s = identity_spread
     p = mean_shape()
@@ -211,7 +213,8 @@ def background_image(ident: Identity, width: int, height: int) -> np.ndarray:
 
 def render_face(ident: Identity, amplitudes: np.ndarray, pose: Pose, width: int, height: int,
                 rng: np.random.Generator, background: np.ndarray | None = None,
-                subtlety: float = 0.5, noise: float = 4.0, blur: float = 0.6,
+                subtlety: float = defaults.SUBTLETY, noise: float = defaults.NOISE,
+                blur: float = defaults.BLUR,
                 light: tuple[float, float] = (0.0, 0.0), gaze: tuple[float, float] = (0.0, 0.0),
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic frame.

@@ -14,6 +14,10 @@ real copies vary:
 * BP4D+ zips ``2D+3D/<S>.zip`` with members ``<S>/<T>/<frame>.jpg``, image name = frame number
   (py-feat's convention), 3-digit padding for F001-M017 (99 subjects) and 4 digits for
   M018-M058 (41); AU_OCC header ``1,1,2,4,...,39`` (first name duplicated, column 0 is the frame).
+
+Landmark files hold 1-based pixel coordinates, as the real MATLAB files do (the renderer's
+landmarks are 0-based, OpenCV's pixel centres, so ``LANDMARK_ORIGIN`` is added when writing);
+the loaders subtract it again, so SynthAU crops are aligned on the drawn landmarks.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data.labels import BP4D_AUS
 from .aus import AU_INDEX
 from .face import IDX49, IDX66, Pose
 from .labels import Sequence, rng_for, task_is_coded
@@ -38,9 +43,9 @@ BP4D_INT_AUS = (6, 10, 12, 14, 17)
 BP4DPLUS_OCC_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24,
                     *range(27, 40))
 DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
-BP4D_12 = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 DISFA_RIGHT_YAW = 0.35  # radians between the two DISFA cameras as SynthAU draws them
+LANDMARK_ORIGIN = 1     # the real landmark files are 1-based (MATLAB); written the same way
 
 
 # ----------------------------------------------------------------------------- quirks
@@ -59,7 +64,7 @@ def _quirks(layout: str, seqs: list[Sequence], seed: int) -> list[dict]:
         q = {"nine": [], "drop_int": [], "lost": None, "missing_lm": None}
         first = s.subject in ("F001",) and layout in ("bp4d", "bp4dplus")
         if first or rng.random() < 0.25:
-            for au in rng.choice(BP4D_12, size=2, replace=False):
+            for au in rng.choice(BP4D_AUS, size=2, replace=False):
                 start = int(rng.integers(0, n))
                 q["nine"] += [(int(au), i) for i in range(start, min(n, start + int(rng.integers(1, 4))))]
         if (s.subject == "F002" and layout == "bp4d") or rng.random() < 0.25:
@@ -146,7 +151,8 @@ def _render(layout: str, seed: int, knobs: Knobs, s: Sequence, yaw_offset: float
 
 
 def _pts49(marks: np.ndarray, lost: int | None) -> list[np.ndarray | None]:
-    return [None if i == lost else m[IDX49] for i, m in enumerate(marks)]
+    """The 49 points per frame as the files hold them: 1-based (None: lost by the tracker)."""
+    return [None if i == lost else m[IDX49] + LANDMARK_ORIGIN for i, m in enumerate(marks)]
 
 
 def _bp4d_unit(args) -> int:
@@ -213,7 +219,7 @@ def _disfa_unit(args) -> int:
         if i == q["missing_lm"]:
             continue
         k = int(f) - 1
-        (lm_dir / f"{s.subject}_{k:04d}_lm.mat").write_bytes(mat5_bytes({"pts": marks[i][IDX66]}))
+        (lm_dir / f"{s.subject}_{k:04d}_lm.mat").write_bytes(mat5_bytes({"pts": marks[i][IDX66] + LANDMARK_ORIGIN}))
     return 2 * len(left)
 
 

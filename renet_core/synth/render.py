@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from . import defaults
 from .face import Identity, Pose, background_image, render_face, sample_identity
 from .labels import rng_for
 
@@ -23,29 +24,30 @@ JPEG_COMMENT = b"SynthAU synthetic face (renet_core.synth); not a real person"
 class Knobs:
     """Difficulty and format knobs of SynthAU; the defaults are what ``demo`` and ``smoke`` use.
 
-    * ``subtlety`` (0.0): AU displacement grows as ``(intensity/5) ** (1 + subtlety)``; larger
-      values make low intensities subtler (0: linear, intensity 1 moves landmarks 1/5 of the way).
-    * ``noise`` (2.0): sensor noise standard deviation in grey levels (0-255), before JPEG.
-    * ``pose`` (0.5): scale of head-pose variation (roll about +-0.1 rad, yaw about +-0.15 rad,
-      scale +-6 %, translation +-4 % of the frame at 1.0).
-    * ``identity_spread`` (0.5): scale of between-subject variation of shape and appearance.
+    The default values are defined once, in :mod:`renet_core.synth.defaults` (which the drawing
+    functions' defaults share); why they are what they are: docs/reproduction-notes.md, SynthAU
+    difficulty (with the first ones a ResNet-18 trained from scratch in the CPU demo did not
+    generalise across subjects: test F1 below the all-positive baseline).
 
-    The defaults were set by measurement (docs/reproduction-notes.md, SynthAU difficulty): with
-    the first ones (0.5, 4.0, 1.0, 1.0) a ResNet-18 trained from scratch in the CPU demo did not
-    generalise across subjects (test F1 below the all-positive baseline).
-    * ``blur`` (0.6): Gaussian blur sigma in pixels; ``jpeg_quality`` (90).
+    * ``subtlety``: AU displacement grows as ``(intensity/5) ** (1 + subtlety)``; larger
+      values make low intensities subtler (0: linear, intensity 1 moves landmarks 1/5 of the way).
+    * ``noise``: sensor noise standard deviation in grey levels (0-255), before JPEG.
+    * ``pose``: scale of head-pose variation (roll about +-0.1 rad, yaw about +-0.15 rad,
+      scale +-6 %, translation +-4 % of the frame at 1.0).
+    * ``identity_spread``: scale of between-subject variation of shape and appearance.
+    * ``blur``: Gaussian blur sigma in pixels; ``jpeg_quality``.
     * ``frame_size``: ``(width, height)``; ``None`` = :data:`FRAME_SIZES` of the layout.
-    * ``time_scale`` (1.0): stretches expression episodes (frames per episode).
+    * ``time_scale``: stretches expression episodes (frames per episode).
     """
 
-    subtlety: float = 0.0
-    noise: float = 2.0
-    pose: float = 0.5
-    identity_spread: float = 0.5
-    blur: float = 0.6
-    jpeg_quality: int = 90
+    subtlety: float = defaults.SUBTLETY
+    noise: float = defaults.NOISE
+    pose: float = defaults.POSE
+    identity_spread: float = defaults.IDENTITY_SPREAD
+    blur: float = defaults.BLUR
+    jpeg_quality: int = defaults.JPEG_QUALITY
     frame_size: tuple[int, int] | None = None
-    time_scale: float = 1.0
+    time_scale: float = defaults.TIME_SCALE
 
     def size_for(self, layout: str) -> tuple[int, int]:
         """``(width, height)`` of the frames of ``layout``."""
@@ -106,7 +108,7 @@ def render_sequence(ident: Identity, amplitudes: np.ndarray, rng: np.random.Gene
     return images, np.stack(marks) if marks else np.zeros((0, 68, 2)), poses
 
 
-def encode_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+def encode_jpeg(img: np.ndarray, quality: int = defaults.JPEG_QUALITY) -> bytes:
     """JPEG bytes of ``img`` with a COM segment saying the image is synthetic (deterministic)."""
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
