@@ -71,7 +71,7 @@ VARIANTS: tuple[Variant, ...] = (
 #: the short version inside ``./run_all.sh``; pass ``steps`` for the long one.
 BUDGETS = {
     "smoke": {"steps": 8, "eval_every": 4, "variants": ("resnet18", "renet", "renet-lrC")},
-    "demo": {"steps": 600, "eval_every": 100, "variants": ("resnet18", "renet", "renet-lrC")},
+    "demo": {"steps": 150, "eval_every": 50, "variants": ("resnet18", "renet", "renet-lrC")},
     "paper": {"steps": 6000, "eval_every": 500, "variants": tuple(v.name for v in VARIANTS)},
 }
 

@@ -3,9 +3,10 @@
 The field's public AU code starts ResNet-18 from torchvision's ImageNet weights; the paper does
 not say (docs/reproduction-notes.md, "Initialisation"). Tests and the offline demo cannot
 download them, so the demo can start both models from a backbone this project trains itself:
-a plain ResNet-18 trained for AU occurrence on the SynthAU twin of *another* dataset (other
-synthetic subjects, other label statistics; no frame of the target dataset is seen), saved as a
-torchvision ``resnet18`` state_dict without ``fc``. It is a stand-in, not ImageNet: it has seen
+a plain ResNet-18 trained for AU occurrence on a *pretraining twin* -- SynthAU in the BP4D layout
+drawn with another seed (``synth_seed + PRETRAIN_SEED_OFFSET``: other synthetic subjects and
+label draws; no frame of any target dataset is seen) -- saved as a torchvision ``resnet18``
+state_dict without ``fc``. One backbone serves every dataset, so the demo trains it once. It is a stand-in, not ImageNet: it has seen
 faces of the same generator, so it is a stronger start for SynthAU than ImageNet would be for
 real faces, and it is used for ResNet-18 and RE-Net alike.
 
@@ -22,10 +23,12 @@ import torch
 from .io import torch_save_atomic
 
 STANDIN = "standin"
-#: The SynthAU twin a dataset's stand-in backbone is trained on: never the dataset itself.
-SOURCE_LAYOUT = {"bp4d": "bp4dplus", "bp4dplus": "bp4d", "disfa": "bp4d"}
+#: The pretraining twin: SynthAU in this layout, drawn with the target's seed + this offset, so
+#: it never holds a frame of a target twin (those use the configured ``synth_seed``).
+SOURCE_LAYOUT = "bp4d"
+PRETRAIN_SEED_OFFSET = 1000
 #: Training budget of the stand-in (steps of ``batch_size``), shared by every run that uses it.
-STANDIN_STEPS = 600
+STANDIN_STEPS = 300
 
 
 def standin_config(cfg, steps: int = STANDIN_STEPS):
@@ -34,8 +37,8 @@ def standin_config(cfg, steps: int = STANDIN_STEPS):
 
     every = min(200, steps)
     return ExperimentConfig(
-        dataset=SOURCE_LAYOUT[cfg.dataset], task="occurrence", fold=1, data="synthetic",
-        synth_size=cfg.synth_size, synth_seed=cfg.synth_seed, cache_dir=cfg.cache_dir,
+        dataset=SOURCE_LAYOUT, task="occurrence", fold=1, data="synthetic",
+        synth_size=cfg.synth_size, synth_seed=cfg.synth_seed + PRETRAIN_SEED_OFFSET, cache_dir=cfg.cache_dir,
         image_size=cfg.image_size, val_fraction=0.0, model="resnet18", lr=cfg.lr,
         batch_size=cfg.batch_size, epochs=max(1, steps // every), steps_per_epoch=every, patience=10**6,
         seed=cfg.seed, save_features=0, bn_refresh_batches=cfg.bn_refresh_batches,

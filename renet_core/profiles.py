@@ -7,12 +7,14 @@ SynthAU size included (``synth_size``)::
 
 * ``"smoke"``: every run in seconds (tiny images, a handful of steps) -- CI and tests. Numbers
   are meaningless beyond "the pipeline runs".
-* ``"demo"``: the whole CPU demo study (48 training runs: Tables 1-8 on SynthAU, 3 folds):
-  48 px images, 4 epochs of 25 batches. Measured: 27 min 55 s for ``./run_all.sh`` on 2 CPU cores,
-  SynthAU writing and alignment included (before notebook 09, whose three 600-step curves add
-  388 s). Synthetic data: these results are never a
-  reproduction of the paper's numbers; 100 steps also leave RE-Net (one AU per batch)
-  undertrained.
+* ``"demo"``: the whole CPU demo study on SynthAU: 48 px images, 4 epochs of 25 batches of 32
+  (100 steps), both models started from the offline stand-in backbone (``pretrained="standin"``,
+  ``renet_core.pretrain``: a ResNet-18 trained once for 300 steps on a SynthAU pretraining twin
+  that no table uses), Table 1 on all three folds and every other table on fold 1
+  (``renet_core.study.DEFAULT_FOLDS``; each table's data source says how many folds). Its
+  measured total is in ``results/README.md``. Synthetic data: these results are never a
+  reproduction of the paper's numbers, and 100 steps leave RE-Net (one AU per batch)
+  undertrained: notebook 09 and docs/reproduction-notes.md give the steps it needs.
 * ``"paper"``: section 4.3 -- 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100,
   early stopping; real data from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS``.
 
@@ -21,7 +23,7 @@ Smoke and demo re-estimate BN statistics on a few training batches after each ep
 lag its weights (docs/reproduction-notes.md). The paper profile keeps plain BN.
 Smoke uses Eq. 5's ``"abs"`` denominator: its few dozen training frames give PCC rows whose signed
 sum can be <= 0, which the faithful ``"signed"`` form refuses (docs/reproduction-notes.md).
-Smoke and demo raise the learning rate to 1e-3: they train from scratch for a few hundred steps,
+Smoke and demo raise the learning rate to 1e-3: they train for a few hundred steps at most,
 where 1e-4 barely moves the weights. They also train RE-Net's AU-specific parameters at C times
 that rate (``au_lr_scale="C"``) and decay it along a cosine (``lr_schedule="cosine"``, both
 models): one AU per batch gives each AU's gamma_c, beta_c ~1/C of the steps, and at a constant
@@ -46,8 +48,8 @@ PROFILES: dict[str, dict] = {
     "demo": {
         "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,
         "batch_size": 32, "lr": 1e-3, "epochs": 4, "steps_per_epoch": 25, "patience": 2,
-        "val_fraction": 0.15, "save_features": 300, "bn_refresh_batches": 4,
-        "au_lr_scale": "C", "lr_schedule": "cosine",
+        "val_fraction": 0.15, "val_max_frames": 120, "save_features": 300, "bn_refresh_batches": 4,
+        "au_lr_scale": "C", "lr_schedule": "cosine", "pretrained": "standin",
     },
     "paper": {
         "profile": "paper", "data": "real", "image_size": 224, "batch_size": 100, "lr": 1e-4,

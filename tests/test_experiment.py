@@ -183,7 +183,7 @@ def test_intensity_and_holdout_runs(tmp_path):
         ds.y = df[[f"AU{a}_int" for a in cfg.resolved_aus()]].to_numpy(float)
         return ds
 
-    cfg = toy_config(tmp_path, task="intensity", model="renet", epochs=1)
+    cfg = toy_config(tmp_path, dataset="disfa", task="intensity", model="renet", epochs=1)  # AU1, 2, 4 have DISFA intensities
     rows = run(cfg, splits=frames, dataset_factory=factory).rows
     assert set(rows["metric"]) == {"icc", "mae"}
     cfg = toy_config(tmp_path, model="renet", holdout_aus=[2], epochs=1)
@@ -364,8 +364,8 @@ def test_cosine_schedule_is_opt_in_and_a_function_of_position(tmp_path):
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["loss"])
 
 
-def test_standin_backbone_is_trained_on_another_twin_and_loads(tmp_path):
-    """``pretrained="standin"``: a ResNet-18 trained on the SynthAU twin of another dataset,
+def test_standin_backbone_is_trained_on_the_pretraining_twin_and_loads(tmp_path):
+    """``pretrained="standin"``: a ResNet-18 trained on a SynthAU pretraining twin (other seed),
     cached as a torchvision state_dict that both models load; refused for real data."""
     from renet_core.model import build_model
     from renet_core.pretrain import standin_backbone, standin_config
@@ -374,7 +374,9 @@ def test_standin_backbone_is_trained_on_another_twin_and_loads(tmp_path):
     cfg = ExperimentConfig(**{**get_profile("smoke"), "dataset": "bp4d", "cache_dir": str(tmp_path / "cache"),
                               "progress": False, "pretrained": "standin"})
     pre = standin_config(cfg, steps=2)
-    assert pre.dataset == "bp4dplus" and pre.model == "resnet18" and pre.val_fraction == 0
+    assert pre.dataset == "bp4d" and pre.synth_seed == cfg.synth_seed + 1000    # the pretraining twin
+    assert pre.data_identity() != cfg.data_identity()                           # never the target
+    assert pre.model == "resnet18" and pre.val_fraction == 0
     assert pre.epochs * pre.steps_per_epoch == 2
     path = standin_backbone(cfg, steps=2)
     state = torch.load(path, weights_only=True)
