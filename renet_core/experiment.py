@@ -462,10 +462,11 @@ def dataset_root(cfg: ExperimentConfig) -> Path:
     if cfg.root:
         return Path(cfg.root)
     if cfg.data == "real":
-        var = ROOT_ENV[cfg.dataset]
-        if not os.environ.get(var):
-            raise ValueError(f"data='real' for {cfg.dataset} needs its root: pass root=... or set ${var}")
-        return Path(os.environ[var])
+        root = ExperimentConfig.configured_root(cfg.dataset)
+        if not root:
+            raise ValueError(f"data='real' for {cfg.dataset} needs its root: pass root=... or set "
+                             f"${ROOT_ENV[cfg.dataset]}")
+        return Path(root)
     return synth_twin(cfg.dataset, cfg.synth_size, cfg.synth_seed, cfg.cache_root())
 
 
@@ -495,8 +496,11 @@ def synth_twin(layout: str, size: str, seed: int, cache: Path) -> Path:
 
 
 def crop_size(image_size: int) -> int:
-    """Side of the cached aligned crops: 256 for the paper's 224 (section 4.3), scaled alike."""
-    return int(round(image_size * 256 / 224))
+    """Side of the cached aligned crops: 256 for the paper's 224 (section 4.3), scaled alike
+    (the side the dataset resizes to before cropping, :func:`renet_core.data.dataset.resize_size`)."""
+    from .data.dataset import resize_size
+
+    return resize_size(image_size)
 
 
 def subject_split(frames: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

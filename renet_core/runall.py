@@ -470,9 +470,9 @@ def main(argv=None) -> int:
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, interrupt) for sig in handled}
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), git_commit()   # the code the notebooks run (before they write)
     try:
-        outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, git_commit())
+        outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, commit)
     except KeyboardInterrupt:
         signum = received[0] if received else signal.SIGINT
         copy_store_rows(args.profile, results, store)
@@ -488,7 +488,7 @@ def main(argv=None) -> int:
     if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
         write_text_atomic(results / "notebooks" / "total.json", json.dumps(
             {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
-             "commit": git_commit(), "finished": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+             "commit": commit, "finished": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
     readme = write_readme(results, [j.name for j in all_jobs], args.profile, store)
     failed = [r.job.name for r in outcome if r.status != "ok"]
     print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")

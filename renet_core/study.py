@@ -335,14 +335,16 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
 
 def finished_rows(profile: str, store_dir=None, roots: dict | None = None, **changes) -> tuple[dict, dict]:
     """Every table's rows that are already in the store (nothing is run), with ``entry`` and the
-    chance rows: ``({table: rows}, {table: synthetic?})``, for :mod:`renet_core.claims`."""
+    chance rows, for the folds the table runs under ``profile`` (:func:`default_folds`, so a
+    claim uses what its table shows): ``({table: rows}, {table: synthetic?})``, for
+    :mod:`renet_core.claims`."""
     from .report import is_synthetic
     from .results import ResultsStore
 
     roots = roots or {}
     rows_by_table, synthetic = {}, {}
     for name, spec in TABLES.items():
-        configs = spec_configs(spec, profile, roots.get(spec.dataset), [1, 2, 3], store_dir, **changes)
+        configs = spec_configs(spec, profile, roots.get(spec.dataset), None, store_dir, **changes)
         store = ResultsStore(next(iter(configs.values()))[0].results_dir)
         rows = select_rows(store.load(), configs)
         if rows.empty:
