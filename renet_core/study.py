@@ -371,11 +371,7 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
     if all(store.is_done(c.config_hash()) for c in fold1.values()):
         pred = {k: store.load_predictions(c.config_hash()) for k, c in fold1.items()}
         if all("features" in p for p in pred.values()):
-            inputs = {"renet": pred["renet"]["features"].astype("float32"),
-                      "resnet18": pred["resnet18"]["features"].astype("float32"),
-                      "labels": pred["renet"]["y_true"][pred["renet"]["features_index"]],
-                      "aus": [int(a) for a in pred["renet"]["aus"]]}
-            claim = claims.silhouette_claim(inputs, TSNE_AUS)
+            claim = claims.silhouette_claim(feature_inputs(pred), TSNE_AUS)
             claim["data"] = "synthetic" if synthetic.get("table1") else "real"
             extra.append(claim)
     return claims.scoreboard(rows_by_table, synthetic, extra)
@@ -423,19 +419,24 @@ def tsne_inputs(dataset: str = "bp4d", root: str | None = None, fold: int = 1, *
     from .experiment import run
     from .results import ResultsStore
 
-    out: dict = {}
+    pred, rows = {}, None
     for model in ("renet", "resnet18"):
         cfg = config(profile, dataset, "occurrence", root, store_dir, fold=fold, model=model, **changes)
-        result = run(cfg)
-        pred = ResultsStore(cfg.results_dir).load_predictions(cfg.config_hash())
-        if "features" not in pred:
+        rows = run(cfg).rows
+        pred[model] = ResultsStore(cfg.results_dir).load_predictions(cfg.config_hash())
+        if "features" not in pred[model]:
             raise ValueError(f"run {cfg.config_hash()} saved no features (save_features=0); set save_features > 0")
-        out[model] = pred["features"].astype("float32")
-        out["labels"] = pred["y_true"][pred["features_index"]]
-        out["aus"] = [int(a) for a in pred["aus"]]
-        rows = result.rows
-        out["source"] = str(rows["data_source"].iloc[0]) if len(rows) and "data_source" in rows else dataset
+    out = feature_inputs(pred)
+    out["source"] = str(rows["data_source"].iloc[0]) if len(rows) and "data_source" in rows else dataset
     return out
+
+
+def feature_inputs(pred: dict) -> dict:
+    """Fig. 3's inputs from the saved predictions of the two fold-1 runs (``{"renet": ...,
+    "resnet18": ...}``): their features (float32), the frames' labels [n, C] and the AUs."""
+    ours = pred["renet"]
+    return {"renet": ours["features"].astype("float32"), "resnet18": pred["resnet18"]["features"].astype("float32"),
+            "labels": ours["y_true"][ours["features_index"]], "aus": [int(a) for a in ours["aus"]]}
 
 
 #: Fig. 3's AUs: the four the paper shows.

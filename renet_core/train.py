@@ -226,14 +226,15 @@ def predict(model, loader, device, cfg, desc: str = "eval", features: int = 0) -
     model = ddp.unwrap(model)
     model.eval()
     channels_last = device.type == "cuda" and cfg.channels_last
-    truth, scores, kept = [], [], []
+    truth, scores, kept, n_kept = [], [], [], 0
     for batch in tqdm(loader, desc=desc, leave=False, disable=not cfg.progress):
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
             feats = model.features(images)
             out = model.classify(feats).float()
-        if sum(len(f) for f in kept) < features:
-            kept.append(feats[: features - sum(len(f) for f in kept)].float().cpu())
+        if n_kept < features:
+            kept.append(feats[: features - n_kept].float().cpu())
+            n_kept += len(kept[-1])
         truth.append(torch.where(mask, target.float(), torch.nan).cpu())
         scores.append((torch.sigmoid(out) if cfg.task == "occurrence" else out).cpu())
     out = {"y_true": torch.cat(truth).numpy().astype(np.float64),
