@@ -4,7 +4,9 @@ Every claim is a difference between two table rows of ``renet_core.study`` (foun
 identity), measured as the paired difference of the rows' per-fold averages over the AUs the
 claim is about, in the paper's units (F1 in percent, ICC, MAE). Its spread is the standard
 deviation of that difference over folds when there are two or more folds, else the standard error
-over the AUs' differences (one fold; said so). The verdict:
+over the AUs' differences (one fold; said so); a one-fold, one-AU F1 claim (Table 6's unseen AUs)
+takes the bootstrap standard deviation of its difference over resampled test frames, from the
+runs' saved predictions (:func:`bootstrap_f1_spread`). The verdict:
 
 * **holds**: the difference minus its spread is above zero (in the claimed direction),
 * **does not hold**: the difference plus its spread is below zero (the opposite direction),
@@ -27,6 +29,8 @@ import pandas as pd
 
 #: Section 3.4's "no big difference": the equivalence margin of the strategies claim (F1 points).
 EQUIVALENCE_MARGIN = 2.0
+#: Resamples of the test frames for a one-fold, one-AU claim's spread (:func:`bootstrap_f1_spread`).
+BOOTSTRAP_RESAMPLES = 2000
 #: Table 8's rare AUs (the duplicated ones).
 RARE_AUS = (1, 2, 15, 23, 24)
 
@@ -116,16 +120,82 @@ def verdict(diff: float, spread: float, equivalent: bool = False) -> str:
     return "inconclusive"
 
 
+def _f1(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """F1 along the last axis of boolean arrays (0 where nothing is positive, as metrics.f1_per_au)."""
+    tp = (truth & pred).sum(-1)
+    denom = truth.sum(-1) + pred.sum(-1)
+    return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
+
+
+def bootstrap_f1_spread(y_true, better, worse, threshold: float = 0.5, resamples: int = BOOTSTRAP_RESAMPLES,
+                        seed: int = 0) -> tuple[float, int]:
+    """Spread of a one-AU F1 difference (in F1 points) when there is a single fold: the standard
+    deviation over ``resamples`` bootstrap draws of the test frames of F1(``better``) -
+    F1(``worse``), both scored on the same drawn frames. ``y_true`` [N] holds 1/0/NaN (NaN
+    dropped); ``better`` and ``worse`` [N] are predicted probabilities, or the chance rows'
+    names: "always-positive" (every frame positive) and "label-prior" (its expected F1, the
+    drawn positive rate). Returns (spread, frames used)."""
+    y = np.asarray(y_true, dtype=float)
+    known = ~np.isnan(y)
+    truth = y[known] > 0.5
+    draws = np.random.default_rng(seed).integers(0, len(truth), size=(resamples, len(truth)))
+    t = truth[draws]
+
+    def score(side):
+        if isinstance(side, str):
+            if side == "always-positive":
+                return _f1(t, np.ones_like(t))
+            if side == "label-prior":
+                return t.mean(-1)
+            raise ValueError(f"unknown chance row {side!r}; expected 'always-positive' or 'label-prior'")
+        prob = np.asarray(side, dtype=float)
+        if prob.shape != y.shape:
+            raise ValueError(f"predictions of shape {prob.shape} do not match the labels' {y.shape}")
+        return _f1(t, (prob[known] >= threshold)[draws])
+
+    diff = (score(better) - score(worse)) * 100.0
+    return float(diff.std(ddof=1)), int(len(truth))
+
+
+CHANCE_ENTRIES = ("always-positive", "label-prior")
+
+
+def _bootstrap(claim: Claim, predictions) -> dict | None:
+    """A one-AU F1 claim's bootstrap spread from ``predictions(table, entry)`` (the fold-1 saved
+    predictions of a table row, or None); None when they are not there."""
+    sides = {}
+    for entry in (claim.better, claim.worse):
+        pred = predictions(claim.table, claim.better if entry in CHANCE_ENTRIES else entry)
+        if pred is None:
+            return None
+        aus = [int(a) for a in pred["aus"]]
+        if claim.aus[0] not in aus:
+            return None
+        j = aus.index(claim.aus[0])
+        sides[entry] = (pred["y_true"][:, j], entry if entry in CHANCE_ENTRIES else pred["scores"][:, j])
+    (y, better), (y_worse, worse) = sides[claim.better], sides[claim.worse]
+    if y.shape != y_worse.shape or not np.array_equal(np.isnan(y), np.isnan(y_worse)):
+        return None
+    spread, frames = bootstrap_f1_spread(y, better, worse)
+    return {"spread": spread,
+            "spread_from": f"1 fold, 1 AU: bootstrap sd over {frames} test frames ({BOOTSTRAP_RESAMPLES} resamples)"}
+
+
 def scoreboard(rows_by_table: dict[str, pd.DataFrame], synthetic: dict[str, bool] | None = None,
-               extra: Sequence[dict] = ()) -> pd.DataFrame:
+               extra: Sequence[dict] = (), predictions=None) -> pd.DataFrame:
     """One row per claim: the measured difference, its spread, the verdict, and whether the data
     were synthetic. ``rows_by_table`` maps a table name to its rows with ``entry`` (as
-    ``renet_core.study`` selects them); ``extra`` adds claims measured elsewhere (Fig. 3)."""
+    ``renet_core.study`` selects them); ``extra`` adds claims measured elsewhere (Fig. 3).
+    ``predictions(table, entry)`` gives a row's saved fold-1 test predictions (or None): with it a
+    one-fold, one-AU F1 claim gets a bootstrap spread (:func:`bootstrap_f1_spread`)."""
     synthetic = synthetic or {}
     records = []
     for claim in CLAIMS:
         rows = rows_by_table.get(claim.table)
         measured = paired_difference(rows, claim) if rows is not None and len(rows) else None
+        if (measured is not None and predictions is not None and measured["folds"] == 1 and claim.metric == "f1"
+                and claim.aus and len(claim.aus) == 1):
+            measured.update(_bootstrap(claim, predictions) or {})
         record = {"claim": claim.text, "table": claim.table, "metric": claim.metric.upper()}
         if measured is None:
             record.update(difference=np.nan, spread=np.nan, spread_from="", folds=0, verdict="not run")

@@ -11,10 +11,12 @@ SynthAU size included (``synth_size``)::
   (100 steps), both models started from the offline stand-in backbone (``pretrained="standin"``,
   ``renet_core.pretrain``: a ResNet-18 trained once for 300 steps on a SynthAU pretraining twin
   that no table uses), Table 1 on all three folds and every other table on fold 1
-  (``renet_core.study.DEFAULT_FOLDS``; each table's data source says how many folds). Its
-  measured total is in ``results/README.md``. Synthetic data: these results are never a
-  reproduction of the paper's numbers, and 100 steps leave RE-Net (one AU per batch)
-  undertrained: notebook 09 and docs/reproduction-notes.md give the steps it needs.
+  (``renet_core.study.DEFAULT_FOLDS``; each table's data source says how many folds). The
+  runs that carry the paper's comparisons (BP4D detection: Tables 1, 6, 7, 8, section 3.4, Fig. 3)
+  train for 800 steps instead (``renet_core.study.COMPARISON_BUDGET``): 100 steps leave RE-Net
+  (one AU per batch) untrained; notebook 09 and docs/reproduction-notes.md give the steps it
+  needs. Its measured total is in ``results/README.md``. Synthetic data: these results are never
+  a reproduction of the paper's numbers.
 * ``"paper"``: section 4.3 -- 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100,
   early stopping; real data from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS``.
 

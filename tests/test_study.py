@@ -111,3 +111,25 @@ def test_table_shows_fold_spread_paper_only_methods_and_chance(tmp_path):
     assert table.index[table["entry"] == "paper:DRML"][0] < table.index[table["entry"] == "renet"][0]
     md = report.render_markdown(table)
     assert "60.0 ± 10.0" in md and "| DRML |" in md
+
+
+def test_comparison_budget_applies_to_bp4d_detection_runs_only(tmp_path):
+    """The demo's BP4D detection runs (Tables 1, 6, 7, 8, strategies, Fig. 3) get the longer
+    comparison budget; other tables keep the profile's steps; a user's own steps win."""
+    budget = study.COMPARISON_BUDGET[("demo", "bp4d", "occurrence")]
+    long_steps = budget["epochs"] * budget["steps_per_epoch"]
+    for name in ("table1", "table6", "table7", "table8"):
+        for cfgs in study.spec_configs(study.TABLES[name], "demo", store_dir=tmp_path).values():
+            assert all(c.epochs * c.steps_per_epoch == long_steps for c in cfgs)
+    for name in ("table2", "table3", "table4", "table5"):
+        for cfgs in study.spec_configs(study.TABLES[name], "demo", store_dir=tmp_path).values():
+            assert all(c.epochs * c.steps_per_epoch == 100 for c in cfgs)       # the demo profile's
+    strategies = study.spec_configs(study.TABLES["strategies"], "demo", store_dir=tmp_path)
+    one, every = strategies["renet"][0], strategies["renet-all"][0]
+    assert one.config_hash() == study.spec_configs(study.TABLES["table1"], "demo", folds=[1],
+                                                    store_dir=tmp_path)["renet"][0].config_hash()
+    assert every.steps_per_epoch == round(budget["steps_per_epoch"] * study.TABLES["strategies"].row(
+        "renet-all").steps_scale)
+    mine = study.spec_configs(study.TABLES["table1"], "demo", folds=[1], store_dir=tmp_path, steps_per_epoch=7)
+    assert mine["renet"][0].steps_per_epoch == 7
+    assert study.config("smoke", "bp4d", store_dir=tmp_path).steps_per_epoch == 4   # other profiles untouched
