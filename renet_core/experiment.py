@@ -12,6 +12,8 @@ written into the cache folder once and used; its result rows say so in ``data_so
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -568,14 +570,45 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+_FINGERPRINTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("renet_fingerprints", default=None)
+
+
+@contextlib.contextmanager
+def fingerprints_once():
+    """Within this block (a decorator too) each dataset root is walked once by
+    :func:`data_fingerprint`, however many configs name it: a table builds ~8 configs, the claims
+    scoreboard ~70, and on a network copy of BP4D one walk can take seconds. Outside any such
+    block, and at each new block, the files are looked at again, so a label file fixed between
+    two ``reproduce`` calls changes the run identity. Nested blocks share the outer one."""
+    if _FINGERPRINTS.get() is not None:
+        yield
+        return
+    token = _FINGERPRINTS.set({})
+    try:
+        yield
+    finally:
+        _FINGERPRINTS.reset(token)
+
+
 def data_fingerprint(root: str | os.PathLike) -> str:
     """A cheap fingerprint of a dataset copy: the relative path, size and modification time of
     every label and landmark file under ``root`` (``LABEL_SUFFIXES``; image and video files are
-    listed but not read). Fixing a label file, or pointing at another copy, changes it."""
+    listed but not read). Fixing a label file, or pointing at another copy, changes it. Inside
+    :func:`fingerprints_once` a root is walked once."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"dataset root {root} is not a folder; expected the dataset as distributed "
                          "(see README, 'Datasets')")
+    memo, key = _FINGERPRINTS.get(), str(root.resolve())
+    if memo is not None and key in memo:
+        return memo[key]
+    value = _walk_fingerprint(root)
+    if memo is not None:
+        memo[key] = value
+    return value
+
+
+def _walk_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
     for folder, dirs, files in os.walk(root):
         dirs.sort()

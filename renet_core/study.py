@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .data.index import DATASETS as DATASET_NAMES   # display names, defined once in the data layer
+from .experiment import fingerprints_once
 from .paper import PAPER_AUS
 
 
@@ -328,6 +329,7 @@ class Reproduced:
         record_outputs(manifest, [output_entry(title or self.name, target, self.source, self.kind)])
 
 
+@fingerprints_once()
 def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds: Sequence[int] | None = None, *,
               store_dir=None, tables_dir: str | os.PathLike = "results", figures_dir: str | os.PathLike = "figures",
               device: str | None = None, **changes) -> Reproduced:
@@ -363,6 +365,7 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
 
 # ------------------------------------------------------------------------------------- claims
 
+@fingerprints_once()
 def finished_rows(profile: str, store_dir=None, roots: dict | None = None, **changes) -> tuple[dict, dict]:
     """Every table's rows that are already in the store (nothing is run), with ``entry`` and the
     chance rows, for the folds the table runs under ``profile`` (:func:`default_folds`, so a
@@ -386,6 +389,7 @@ def finished_rows(profile: str, store_dir=None, roots: dict | None = None, **cha
     return rows_by_table, synthetic
 
 
+@fingerprints_once()
 def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **changes) -> pd.DataFrame:
     """The claims scoreboard (:func:`renet_core.claims.scoreboard`) of the runs in the store, with
     Fig. 3's silhouette claim when its two runs (Table 1, fold 1) are there."""

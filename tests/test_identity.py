@@ -51,6 +51,32 @@ def test_identity_covers_the_dataset_copy_and_its_label_files(tmp_path):
     assert ExperimentConfig(root=str(root)).config_hash() != after
 
 
+def test_a_root_is_walked_once_per_block_and_again_in_the_next(tmp_path, monkeypatch):
+    """fingerprints_once: a table's (or the scoreboard's) many configs walk a dataset root once;
+    a label file fixed between two blocks still changes the identity."""
+    from renet_core import experiment
+
+    walks = []
+    real = experiment._walk_fingerprint
+    monkeypatch.setattr(experiment, "_walk_fingerprint", lambda root: walks.append(root) or real(root))
+    root = _copy(tmp_path)
+    with experiment.fingerprints_once():
+        with experiment.fingerprints_once():                                # nested: the same memo
+            first = {ExperimentConfig(root=str(root), lr=lr).config_hash() for lr in (1e-4, 2e-4, 3e-4)}
+        ExperimentConfig(root=str(root), fold=2).config_hash()
+    assert len(first) == 3 and len(walks) == 1
+    label = root / "AUCoding" / "F001_T1.csv"
+    label.write_text("1,1,2\n1,1,1\n")
+    stamp = time.time() + 5
+    os.utime(label, (stamp, stamp))
+    with experiment.fingerprints_once():
+        again = ExperimentConfig(root=str(root), lr=1e-4).config_hash()
+    assert len(walks) == 2 and again not in first
+    ExperimentConfig(root=str(root)).config_hash()                          # outside a block: walked
+    ExperimentConfig(root=str(root)).config_hash()
+    assert len(walks) == 4
+
+
 def test_identity_covers_synthau_settings_and_workers_but_not_labels_or_paths(tmp_path):
     base = ExperimentConfig()
     assert base.data_identity().startswith("synthau:bp4d-demo-seed0-v")
