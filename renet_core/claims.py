@@ -120,13 +120,6 @@ def verdict(diff: float, spread: float, equivalent: bool = False) -> str:
     return "inconclusive"
 
 
-def _f1(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """F1 along the last axis of boolean arrays (0 where nothing is positive, as metrics.f1_per_au)."""
-    tp = (truth & pred).sum(-1)
-    denom = truth.sum(-1) + pred.sum(-1)
-    return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
-
-
 def bootstrap_f1_spread(y_true, better, worse, threshold: float = 0.5, resamples: int = BOOTSTRAP_RESAMPLES,
                         seed: int = 0) -> tuple[float, int]:
     """Spread of a one-AU F1 difference (in F1 points) when there is a single fold: the standard
@@ -135,23 +128,25 @@ def bootstrap_f1_spread(y_true, better, worse, threshold: float = 0.5, resamples
     dropped); ``better`` and ``worse`` [N] are predicted probabilities, or the chance rows'
     names: "always-positive" (every frame positive) and "label-prior" (its expected F1, the
     drawn positive rate). Returns (spread, frames used)."""
+    from .metrics import f1_per_au   # one F1 definition: each resample is a column
+
     y = np.asarray(y_true, dtype=float)
     known = ~np.isnan(y)
     truth = y[known] > 0.5
     draws = np.random.default_rng(seed).integers(0, len(truth), size=(resamples, len(truth)))
-    t = truth[draws]
+    t = truth[draws].astype(float)
 
     def score(side):
         if isinstance(side, str):
             if side == "always-positive":
-                return _f1(t, np.ones_like(t))
+                return f1_per_au(t.T, np.ones(t.T.shape))
             if side == "label-prior":
                 return t.mean(-1)
             raise ValueError(f"unknown chance row {side!r}; expected 'always-positive' or 'label-prior'")
         prob = np.asarray(side, dtype=float)
         if prob.shape != y.shape:
             raise ValueError(f"predictions of shape {prob.shape} do not match the labels' {y.shape}")
-        return _f1(t, (prob[known] >= threshold)[draws])
+        return f1_per_au(t.T, prob[known][draws].T, threshold=threshold)
 
     diff = (score(better) - score(worse)) * 100.0
     return float(diff.std(ddof=1)), int(len(truth))
@@ -163,20 +158,18 @@ CHANCE_ENTRIES = ("always-positive", "label-prior")
 def _bootstrap(claim: Claim, predictions) -> dict | None:
     """A one-AU F1 claim's bootstrap spread from ``predictions(table, entry)`` (the fold-1 saved
     predictions of a table row, or None); None when they are not there."""
-    sides = {}
-    for entry in (claim.better, claim.worse):
-        pred = predictions(claim.table, claim.better if entry in CHANCE_ENTRIES else entry)
-        if pred is None:
-            return None
-        aus = [int(a) for a in pred["aus"]]
-        if claim.aus[0] not in aus:
-            return None
-        j = aus.index(claim.aus[0])
-        sides[entry] = (pred["y_true"][:, j], entry if entry in CHANCE_ENTRIES else pred["scores"][:, j])
-    (y, better), (y_worse, worse) = sides[claim.better], sides[claim.worse]
-    if y.shape != y_worse.shape or not np.array_equal(np.isnan(y), np.isnan(y_worse)):
+    better = predictions(claim.table, claim.better)
+    if better is None or claim.aus[0] not in [int(a) for a in better["aus"]]:
         return None
-    spread, frames = bootstrap_f1_spread(y, better, worse)
+    j = [int(a) for a in better["aus"]].index(claim.aus[0])
+    y = better["y_true"][:, j]
+    worse = claim.worse
+    if worse not in CHANCE_ENTRIES:
+        other = predictions(claim.table, worse)
+        if other is None or not np.array_equal(other["y_true"][:, j], y, equal_nan=True):
+            return None      # not the same test frames
+        worse = other["scores"][:, j]
+    spread, frames = bootstrap_f1_spread(y, better["scores"][:, j], worse)
     return {"spread": spread,
             "spread_from": f"1 fold, 1 AU: bootstrap sd over {frames} test frames ({BOOTSTRAP_RESAMPLES} resamples)"}
 
