@@ -244,7 +244,8 @@ def render(board: pd.DataFrame) -> str:
              "Computed from this run's result rows (`renet_core.claims`), not written by hand. Difference: "
              "the claimed-better row minus the other, in the paper's units (F1 points; ICC; MAE with the sign "
              "flipped so that positive favours the claim), per fold over the claim's AUs, then averaged over "
-             "folds; ± its spread (sd over folds, or with one fold the standard error over AUs). A claim holds "
+             "folds; ± its spread (sd over folds; with one fold the standard error over AUs; with one fold and "
+             "one AU the bootstrap sd over the test frames). A claim holds "
              "when the interval is above zero, does not hold when below, and is inconclusive when it covers "
              f"zero; section 3.4's 'no big difference' holds when the interval lies within ±{EQUIVALENCE_MARGIN:g} "
              "F1 points. **Synthetic verdicts test this code on SynthAU, not the paper's claims on real faces.**",

@@ -425,6 +425,8 @@ class ExperimentConfig:
                   and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         values["aus"] = self.resolved_aus()
         values["data_identity"] = self.data_identity()
+        if self.pretrained == "standin" and self.holdout_aus:   # its stand-in never saw them (pretrain.py)
+            values["standin_without"] = sorted(int(a) for a in self.holdout_aus)
         text = json.dumps(values, sort_keys=True, default=str)
         key = hashlib.sha256(text.encode()).hexdigest()[:16]
         self.__dict__["_identity"] = key

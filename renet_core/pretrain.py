@@ -10,6 +10,10 @@ state_dict without ``fc``. One backbone serves every dataset, so the demo trains
 faces of the same generator, so it is a stronger start for SynthAU than ImageNet would be for
 real faces, and it is used for ResNet-18 and RE-Net alike.
 
+ImageNet knows no AU. So the stand-in of a run that holds AUs out (Table 6, ``holdout_aus``) is
+trained without those AUs' labels: otherwise the backbone would have been taught the very AU the
+table says was never seen, and the unseen-AU F1 would be an upper bound, not a transfer result.
+
 The backbone is trained once per (source twin, image size, steps, batch, lr, seed) and cached
 under ``<cache>/pretrained/``; it is itself an ordinary :func:`renet_core.experiment.run`.
 """
@@ -32,12 +36,16 @@ STANDIN_STEPS = 300
 
 
 def standin_config(cfg, steps: int = STANDIN_STEPS):
-    """The config that trains the stand-in backbone for runs like ``cfg``."""
+    """The config that trains the stand-in backbone for runs like ``cfg``: the pretraining twin's
+    AUs, less ``cfg.holdout_aus`` (a held-out AU's labels are never trained on, Table 6)."""
     from .experiment import ExperimentConfig
 
     every = min(200, steps)
+    held_out = set(cfg.holdout_aus or [])
+    aus = [a for a in ExperimentConfig(dataset=SOURCE_LAYOUT).resolved_aus() if a not in held_out]
     return ExperimentConfig(
         dataset=SOURCE_LAYOUT, task="occurrence", fold=1, data="synthetic",
+        aus=aus if held_out else None,
         synth_size=cfg.synth_size, synth_seed=cfg.synth_seed + PRETRAIN_SEED_OFFSET, cache_dir=cfg.cache_dir,
         image_size=cfg.image_size, val_fraction=0.0, model="resnet18", lr=cfg.lr,
         batch_size=cfg.batch_size, epochs=max(1, steps // every), steps_per_epoch=every, patience=10**6,

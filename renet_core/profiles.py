@@ -13,7 +13,7 @@ SynthAU size included (``synth_size``)::
   that no table uses), Table 1 on all three folds and every other table on fold 1
   (``renet_core.study.DEFAULT_FOLDS``; each table's data source says how many folds). The
   runs that carry the paper's comparisons (BP4D detection: Tables 1, 6, 7, 8, section 3.4, Fig. 3)
-  train for 1000 steps instead (``renet_core.study.COMPARISON_BUDGET``): 100 steps leave RE-Net
+  train for 1250 steps instead (``renet_core.study.COMPARISON_BUDGET``): 100 steps leave RE-Net
   (one AU per batch) untrained; notebook 09 and docs/reproduction-notes.md give the steps it
   needs. Its measured total is in ``results/README.md``. Synthetic data: these results are never
   a reproduction of the paper's numbers.

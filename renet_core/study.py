@@ -47,7 +47,15 @@ class Row:
     config: dict
     paper: str | None = None          # the paper's row label, None where the paper has no row
     remark: str = ""
-    steps_scale: float = 1.0          # x the profile's steps_per_epoch (when it sets one)
+    steps_scale: float | str = 1.0    # x the profile's steps_per_epoch (when it sets one); "1/C": / the AU count
+
+    def scale(self, n_aus: int) -> float:
+        """``steps_scale`` as a number for a run of ``n_aus`` AUs ("1/C" is 1 / n_aus)."""
+        if self.steps_scale == "1/C":
+            return 1.0 / n_aus
+        if isinstance(self.steps_scale, str):
+            raise ValueError(f"row {self.key}: steps_scale={self.steps_scale!r}; expected a number or '1/C'")
+        return float(self.steps_scale)
 
 
 @dataclass(frozen=True)
@@ -129,8 +137,8 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
         "strategies", "3.4", "Section 3.4: RE-Net's two training strategies, F1 (%) on BP4D", "bp4d", "occurrence",
         (Row("renet", "RE-Net, one random AU per batch (strategy 2, the paper's)", {"model": "renet"}),
          Row("renet-all", "RE-Net, every AU every batch (strategy 1)", {"model": "renet", "strategy": "all"},
-             None, "1/12 of the steps where the profile caps them: each step runs all 12 AUs, so every AU "
-             "is trained as often as in strategy 2, at about the same compute", steps_scale=1 / 12)),
+             None, "1/C of the steps where the profile caps them (C = 12 AUs): each step runs all C AUs, so "
+             "every AU is trained as often as in strategy 2, at about the same compute", steps_scale="1/C")),
         remarks=("The paper reports no numbers, only 'no big difference in performance as using two "
                  "training strategies' (section 3.4).",), paper_only=False),
 )}
@@ -169,7 +177,7 @@ def config(profile: str, dataset: str, task: str = "occurrence", root: str | Non
 #: the steps it needs to come near ResNet-18 (docs/reproduction-notes.md, "Training dynamics").
 #: A user's own ``epochs`` / ``steps_per_epoch`` win over it.
 COMPARISON_BUDGET: dict[tuple[str, str, str], dict] = {
-    ("demo", "bp4d", "occurrence"): {"epochs": 4, "steps_per_epoch": 250},
+    ("demo", "bp4d", "occurrence"): {"epochs": 5, "steps_per_epoch": 250},
 }
 
 
@@ -204,8 +212,9 @@ def spec_configs(spec: TableSpec, profile: str = "demo", root: str | None = None
     out = {}
     for row in spec.rows:
         base = config(profile, spec.dataset, spec.task, root, store_dir, **{**changes, **row.config})
-        if row.steps_scale != 1.0 and base.steps_per_epoch:
-            base = base.replace(steps_per_epoch=max(1, int(round(base.steps_per_epoch * row.steps_scale))))
+        scale = row.scale(len(base.resolved_aus()))
+        if scale != 1.0 and base.steps_per_epoch:
+            base = base.replace(steps_per_epoch=max(1, int(round(base.steps_per_epoch * scale))))
         out[row.key] = [base.replace(fold=int(f)) for f in folds]
     return out
 

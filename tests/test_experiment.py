@@ -378,6 +378,9 @@ def test_standin_backbone_is_trained_on_the_pretraining_twin_and_loads(tmp_path)
     assert pre.data_identity() != cfg.data_identity()                           # never the target
     assert pre.model == "resnet18" and pre.val_fraction == 0
     assert pre.epochs * pre.steps_per_epoch == 2
+    unseen = cfg.replace(model="renet", holdout_aus=[23])       # Table 6: never trained on AU23's labels
+    assert standin_config(unseen, steps=2).resolved_aus() == [a for a in pre.resolved_aus() if a != 23]
+    assert standin_config(unseen, steps=2).config_hash() != pre.config_hash()
     path = standin_backbone(cfg, steps=2)
     state = torch.load(path, weights_only=True)
     assert "conv1.weight" in state and not any(k.startswith(("fc", "backbone")) for k in state)

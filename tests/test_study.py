@@ -128,8 +128,10 @@ def test_comparison_budget_applies_to_bp4d_detection_runs_only(tmp_path):
     one, every = strategies["renet"][0], strategies["renet-all"][0]
     assert one.config_hash() == study.spec_configs(study.TABLES["table1"], "demo", folds=[1],
                                                     store_dir=tmp_path)["renet"][0].config_hash()
-    assert every.steps_per_epoch == round(budget["steps_per_epoch"] * study.TABLES["strategies"].row(
-        "renet-all").steps_scale)
+    assert every.steps_per_epoch == round(budget["steps_per_epoch"] / len(every.resolved_aus()))   # "1/C"
+    assert study.TABLES["strategies"].row("renet-all").scale(6) == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="steps_scale"):
+        study.Row("x", "x", {}, steps_scale="half").scale(12)
     mine = study.spec_configs(study.TABLES["table1"], "demo", folds=[1], store_dir=tmp_path, steps_per_epoch=7)
     assert mine["renet"][0].steps_per_epoch == 7
     assert study.config("smoke", "bp4d", store_dir=tmp_path).steps_per_epoch == 4   # other profiles untouched
