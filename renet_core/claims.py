@@ -231,15 +231,34 @@ def render(board: pd.DataFrame) -> str:
     """The scoreboard as markdown (results/README.md)."""
     from .report import markdown_grid
 
+    budgets = "renet_steps" in board
     body = []
-    for r in board.itertuples(index=False):
-        if r.verdict == "not run":
+    for r in board.to_dict("records"):
+        if r["verdict"] == "not run":
             measured = ""
         else:
-            digits = 1 if r.metric == "F1" else 3
-            measured = f"{r.difference:+.{digits}f} ± {r.spread:.{digits}f}" if r.spread == r.spread \
-                else f"{r.difference:+.{digits}f}"
-        body.append([r.claim, r.metric, measured, r.spread_from, f"**{r.verdict}**", r.data])
+            digits = 1 if r["metric"] == "F1" else 3
+            measured = f"{r['difference']:+.{digits}f} ± {r['spread']:.{digits}f}" if r["spread"] == r["spread"] \
+                else f"{r['difference']:+.{digits}f}"
+        verdict_cell = f"**{r['verdict']}**"
+        if budgets and r.get("under_trained") and r["verdict"] != "not run":
+            verdict_cell += " (RE-Net under-trained)"
+        line = [r["claim"], r["metric"], measured, r["spread_from"], verdict_cell, r["data"]]
+        if budgets:
+            steps = r.get("renet_steps")
+            line.insert(4, "" if pd.isna(steps) else f"{int(steps)}")
+        body.append(line)
+    header = ["claim", "metric", "difference", "spread from", "verdict", "data"]
+    budget_text = ""
+    if budgets:
+        header.insert(4, "RE-Net steps")
+        parity = board.attrs.get("parity_steps")
+        budget_text = (" RE-Net steps: the training of the claim's RE-Net runs in batches of one AU (empty: "
+                       "not capped, early stopping).")
+        if parity:
+            budget_text += (f" RE-Net needs about {parity} such steps to come near ResNet-18 "
+                            "(notebook 09's curves, `study.PARITY_STEPS`); a claim whose RE-Net runs got fewer "
+                            "is marked *RE-Net under-trained*: its verdict measures the budget, not the method.")
     lines = ["## Claims scoreboard", "",
              "Computed from this run's result rows (`renet_core.claims`), not written by hand. Difference: "
              "the claimed-better row minus the other, in the paper's units (F1 points; ICC; MAE with the sign "
@@ -248,6 +267,7 @@ def render(board: pd.DataFrame) -> str:
              "one AU the bootstrap sd over the test frames). A claim holds "
              "when the interval is above zero, does not hold when below, and is inconclusive when it covers "
              f"zero; section 3.4's 'no big difference' holds when the interval lies within ±{EQUIVALENCE_MARGIN:g} "
-             "F1 points. **Synthetic verdicts test this code on SynthAU, not the paper's claims on real faces.**",
-             "", markdown_grid(["claim", "metric", "difference", "spread from", "verdict", "data"], body), ""]
+             "F1 points." + budget_text + " **Synthetic verdicts test this code on SynthAU, not the paper's "
+             "claims on real faces.**",
+             "", markdown_grid(header, body), ""]
     return "\n".join(lines)

@@ -87,3 +87,22 @@ def test_one_fold_one_au_claim_gets_a_bootstrap_spread_and_a_verdict():
     assert 0 < board.loc[text, "spread"] < board.loc[text, "difference"]
     assert board.loc[text, "verdict"] == "holds"
     assert set(calls) == {("table6", "renet-unseenAU23")}
+
+
+def test_render_marks_claims_whose_renet_runs_are_under_trained():
+    """With the study's budget columns the scoreboard shows RE-Net's steps and marks a claim run
+    below the parity steps; without them it renders as before."""
+    one = pd.concat([rows("renet", {1: [.3, .3, .3]}), rows("resnet18", {1: [.5, .6, .7]})])
+    board = claims.scoreboard({"table1": one, "table2": one})
+    plain = claims.render(board)
+    assert "RE-Net steps" not in plain and "under-trained" not in plain
+    board = board[board["table"].isin(["table1", "table2"])].copy()
+    board["renet_steps"] = pd.array([1250, 100], dtype="Int64")
+    board["under_trained"] = [False, True]
+    board.attrs["parity_steps"] = 1250
+    text = claims.render(board)
+    line1 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on BP4D (Table 1)"))
+    line2 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on DISFA (Table 2)"))
+    assert "| 1250 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
+    assert "| 100 |" in line2 and "**does not hold** (RE-Net under-trained)" in line2
+    assert "about 1250 such steps" in text

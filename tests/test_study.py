@@ -135,3 +135,20 @@ def test_comparison_budget_applies_to_bp4d_detection_runs_only(tmp_path):
     mine = study.spec_configs(study.TABLES["table1"], "demo", folds=[1], store_dir=tmp_path, steps_per_epoch=7)
     assert mine["renet"][0].steps_per_epoch == 7
     assert study.config("smoke", "bp4d", store_dir=tmp_path).steps_per_epoch == 4   # other profiles untouched
+
+
+def test_under_trained_marks_the_demo_tables_below_the_parity_steps(tmp_path):
+    """study.under_trained: the demo's 100-step tables (DISFA, BP4D+, intensity) are below
+    PARITY_STEPS, the BP4D comparison runs are not (strategy 1 counts C AUs a step); the paper
+    profile does not cap steps."""
+    flags = {name: study.under_trained(study.spec_configs(spec, "demo", store_dir=tmp_path), "demo")
+             for name, spec in study.TABLES.items()}
+    parity = study.PARITY_STEPS["demo"]
+    for name in ("table1", "table6", "table7", "table8", "strategies"):
+        assert flags[name] == (parity, False), name
+    for name in ("table2", "table3", "table4", "table5"):
+        assert flags[name] == (100, True), name
+    every = study.spec_configs(study.TABLES["strategies"], "demo", store_dir=tmp_path)["renet-all"][0]
+    assert study.au_steps(every) == every.epochs * every.steps_per_epoch * 12 >= parity
+    paper = study.spec_configs(study.TABLES["table1"], "paper", store_dir=tmp_path)
+    assert study.under_trained(paper, "paper") == (None, False)
