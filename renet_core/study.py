@@ -169,6 +169,13 @@ def config(profile: str, dataset: str, task: str = "occurrence", root: str | Non
                                   results_dir=str(store_dir) if store_dir else None, **changes)
 
 
+#: Steps of one-AU batches RE-Net needs to come within 2 validation points of ResNet-18 from the
+#: stand-in, per profile that caps its steps (notebook 09's long curves:
+#: ``results/training_dynamics_standin_long.md``, ~1250). The comparison budget gives the BP4D
+#: runs this many; on the claims scoreboard a claim whose RE-Net runs got fewer is marked
+#: under-trained (:func:`under_trained`): its verdict measures the budget, not the method.
+PARITY_STEPS: dict[str, int] = {"demo": 1250}
+
 #: The budget of the runs that carry the paper's comparisons, where a profile's default leaves
 #: RE-Net untrained: in the CPU demo, every BP4D detection run (Tables 1, 6, 7, 8, section 3.4's
 #: strategies and Fig. 3) trains for this many steps instead of the profile's 100; the other
@@ -176,12 +183,6 @@ def config(profile: str, dataset: str, task: str = "occurrence", root: str | Non
 #: ~1/C of the steps: notebook 09's curves (``results/training_dynamics_standin_long.md``) give
 #: the steps it needs to come near ResNet-18 (docs/reproduction-notes.md, "Training dynamics").
 #: A user's own ``epochs`` / ``steps_per_epoch`` win over it.
-#: Steps of one-AU batches RE-Net needs to come within 2 validation points of ResNet-18 from the
-#: stand-in, per profile that caps its steps (notebook 09's long curves:
-#: ``results/training_dynamics_standin_long.md``, ~1250). The comparison budget gives the BP4D
-#: runs this many; on the claims scoreboard a claim whose RE-Net runs got fewer is marked
-#: under-trained (:func:`under_trained`): its verdict measures the budget, not the method.
-PARITY_STEPS: dict[str, int] = {"demo": 1250}
 COMPARISON_BUDGET: dict[tuple[str, str, str], dict] = {
     ("demo", "bp4d", "occurrence"): {"epochs": 5, "steps_per_epoch": PARITY_STEPS["demo"] // 5},
 }
