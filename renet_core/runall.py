@@ -321,9 +321,10 @@ def _rel(path: str, base: Path) -> str:
         return str(path)
 
 
-def readme_text(statuses: list[dict], results: Path, device: str) -> str:
+def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "") -> str:
     """The text of ``results/README.md``: every table and figure with its notebook's status, run
-    time, profile, data source and commit."""
+    time, profile, data source and commit; ``provenance`` (:func:`run_provenance`) says which of
+    the tables' runs the last full run trained and which it found finished in the store."""
     from .report import markdown_grid
 
     n_failed = sum(s["status"] != "ok" for s in statuses)
@@ -331,7 +332,8 @@ def readme_text(statuses: list[dict], results: Path, device: str) -> str:
              "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
              "markdown file with the paper's values, this run's values and their difference; figures are PNG.", "",
              f"- device of the last run: {device}",
-             f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", *_total_line(results), ""]
+             f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", *_total_line(results),
+             *([provenance] if provenance else []), ""]
     if any(s["profile"] != "paper" for s in statuses) or any(
             "synth" in o["data_source"].lower() for s in statuses for o in s["outputs"]):
         lines += ["Outputs whose data source says SynthAU come from synthetic data: they are **not** a "
@@ -363,6 +365,50 @@ def _total_line(results: Path) -> list[str]:
             "installation, SynthAU writing included)"]
 
 
+def run_provenance(results: Path, profile: str, store: Path | None = None) -> str:
+    """A README line: of the runs the tables use, how many finished during the last full run
+    (trained by it) and how many were already in the store (reused by run identity: a rerun on a
+    kept cache trains only what changed, so its total time is not a fresh run's). From the runs'
+    ``done.json`` ("finished") and ``total.json``; empty when either is missing."""
+    from . import study
+    from .results import ResultsStore
+
+    try:
+        total = json.loads((results / "notebooks" / "total.json").read_text())
+        end = dt.datetime.strptime(total["finished"], "%Y-%m-%d %H:%M:%S")
+        start = end - dt.timedelta(seconds=float(total["seconds"]))
+        rows_by_table, _ = study.finished_rows(profile, store_dir=store)
+    except (OSError, ValueError, KeyError):
+        return ""
+    hashes = {h for rows in rows_by_table.values() if "config_hash" in rows
+              for h in rows["config_hash"].dropna().astype(str)}
+    runs = ResultsStore(study.default_store(profile) if store is None else store)
+    trained = reused = later = 0
+    for key in sorted(hashes):
+        path = runs.run_dir(key) / "done.json"
+        try:
+            finished = dt.datetime.strptime(json.loads(path.read_text())["finished"], "%Y-%m-%d %H:%M:%S")
+        except (OSError, ValueError, KeyError):
+            continue
+        if finished < start:
+            reused += 1
+        elif finished <= end:
+            trained += 1
+        else:
+            later += 1
+    if not trained + reused + later:
+        return ""
+    line = f"- runs behind the tables: {trained + reused + later}; the last full run trained {trained}"
+    if reused:
+        line += (f" and reused {reused} finished before it started (same run identity), so its total time "
+                 "is not a fresh cache's")
+    elif not later:
+        line += " (all of them: a fresh cache)"
+    if later:
+        line += f"; {later} finished after it (later partial runs)"
+    return line
+
+
 def describe_device() -> str:
     from .device import pick_device
 
@@ -377,7 +423,8 @@ def describe_device() -> str:
 def write_readme(results: Path, names: Sequence[str], profile: str | None = None, store: Path | None = None) -> Path:
     """``results/README.md``: the index of outputs and, given the ``profile`` whose runs are in
     ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``)."""
-    text = readme_text(load_statuses(results, names), results, describe_device())
+    provenance = run_provenance(results, profile, store) if profile else ""
+    text = readme_text(load_statuses(results, names), results, describe_device(), provenance)
     if profile:
         text += "\n" + claims_section(profile, results, store)
     return write_text_atomic(results / "README.md", text)

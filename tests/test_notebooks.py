@@ -194,3 +194,33 @@ def test_copied_store_rows_merge_instead_of_replacing(tmp_path):
     runall.copy_store_rows("demo", results, store)
     merged = pd.read_csv(results / "demo_runs.csv")
     assert len(merged) == 3 and merged.loc[(merged["config_hash"] == "new") & (merged["au"] == 1), "value"].item() == 0.25
+
+
+def test_readme_says_which_table_runs_the_last_full_run_trained_and_which_it_reused(tmp_path):
+    """run_provenance: runs finished inside the last full run's window count as trained, older
+    finished runs of the store as reused; no total.json, no line."""
+    from renet_core import study
+    from renet_core.results import ResultsStore
+
+    results, store = tmp_path / "results", tmp_path / "store"
+    (results / "notebooks").mkdir(parents=True)
+    assert runall.run_provenance(results, "smoke", store) == ""
+    configs = study.spec_configs(study.TABLES["table4"], "smoke", folds=[1], store_dir=store)
+    runs = ResultsStore(store)
+    rows = []
+    for n, (key, cfgs) in enumerate(configs.items()):
+        h = cfgs[0].config_hash()
+        rows.append(dict(dataset="bp4d", task="intensity", method=key, fold=1, au=6, metric="icc", seed=0,
+                         value=0.5, config_hash=h, data_source="SynthAU smoke (synthetic)"))
+        runs.run_dir(h).mkdir(parents=True)
+        finished = "2026-01-01 09:30:00" if n == 0 else "2026-01-01 11:00:00"   # before / inside the run
+        (runs.run_dir(h) / "done.json").write_text(json.dumps({"finished": finished}))
+    pd.DataFrame(rows).to_csv(store / "results.csv", index=False)
+    (results / "notebooks" / "total.json").write_text(json.dumps(
+        {"seconds": 3600.0, "notebooks": 14, "profile": "smoke", "commit": "abc", "finished": "2026-01-01 11:30:00"}))
+    line = runall.run_provenance(results, "smoke", store)
+    assert line.startswith("- runs behind the tables: 2; the last full run trained 1 and reused 1")
+    (runs.run_dir(rows[0]["config_hash"]) / "done.json").write_text(json.dumps({"finished": "2026-01-01 10:45:00"}))
+    assert runall.run_provenance(results, "smoke", store).endswith("trained 2 (all of them: a fresh cache)")
+    (runs.run_dir(rows[0]["config_hash"]) / "done.json").write_text(json.dumps({"finished": "2026-01-01 12:00:00"}))
+    assert runall.run_provenance(results, "smoke", store).endswith("trained 1; 1 finished after it (later partial runs)")
