@@ -401,19 +401,30 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
 
 # ------------------------------------------------------------------------------------- claims
 
+def table_configs(profile: str, store_dir=None, roots: dict | None = None, **changes) -> dict[str, dict]:
+    """Every table's run configs under ``profile``, for the folds it runs (:func:`default_folds`):
+    ``{table: {row key: [config per fold]}}``."""
+    roots = roots or {}
+    return {name: spec_configs(spec, profile, roots.get(spec.dataset), None, store_dir, **changes)
+            for name, spec in TABLES.items()}
+
+
 @fingerprints_once()
-def finished_rows(profile: str, store_dir=None, roots: dict | None = None, **changes) -> tuple[dict, dict]:
+def finished_rows(profile: str, store_dir=None, roots: dict | None = None, configs_by_table: dict | None = None,
+                  **changes) -> tuple[dict, dict]:
     """Every table's rows that are already in the store (nothing is run), with ``entry`` and the
     chance rows, for the folds the table runs under ``profile`` (:func:`default_folds`, so a
     claim uses what its table shows): ``({table: rows}, {table: synthetic?})``, for
-    :mod:`renet_core.claims`."""
+    :mod:`renet_core.claims`. ``configs_by_table`` (:func:`table_configs`) saves building the
+    configs again when the caller has them."""
     from .report import is_synthetic
     from .results import ResultsStore
 
-    roots = roots or {}
+    if configs_by_table is None:
+        configs_by_table = table_configs(profile, store_dir, roots, **changes)
     rows_by_table, synthetic = {}, {}
     for name, spec in TABLES.items():
-        configs = spec_configs(spec, profile, roots.get(spec.dataset), None, store_dir, **changes)
+        configs = configs_by_table[name]
         store = ResultsStore(next(iter(configs.values()))[0].results_dir)
         rows = select_rows(store.load(), configs)
         if rows.empty:
@@ -432,7 +443,8 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
     from . import claims
     from .results import ResultsStore
 
-    rows_by_table, synthetic = finished_rows(profile, store_dir, roots, **changes)
+    configs_by_table = table_configs(profile, store_dir, roots, **changes)
+    rows_by_table, synthetic = finished_rows(profile, store_dir, roots, configs_by_table, **changes)
     extra = []
     spec = TABLES["table1"]
     fold1 = {key: cfgs[0] for key, cfgs in spec_configs(spec, profile, (roots or {}).get("bp4d"), [1], store_dir,
@@ -457,8 +469,7 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
 
     board = claims.scoreboard(rows_by_table, synthetic, extra, predictions)
     steps, short = {}, {}
-    for name, spec in TABLES.items():
-        configs = spec_configs(spec, profile, (roots or {}).get(spec.dataset), None, store_dir, **changes)
+    for name, configs in configs_by_table.items():
         steps[name], short[name] = under_trained(configs, profile)
     steps["fig3"], short["fig3"] = steps["table1"], short["table1"]     # Fig. 3 uses Table 1's fold-1 runs
     board["renet_steps"] = pd.array([steps.get(t) for t in board["table"]], dtype="Int64")

@@ -152,3 +152,19 @@ def test_under_trained_marks_the_demo_tables_below_the_parity_steps(tmp_path):
     assert study.au_steps(every) == every.epochs * every.steps_per_epoch * 12 >= parity
     paper = study.spec_configs(study.TABLES["table1"], "paper", store_dir=tmp_path)
     assert study.under_trained(paper, "paper") == (None, False)
+
+
+def test_scoreboard_builds_each_tables_configs_once(tmp_path, monkeypatch):
+    """study.scoreboard shares one set of configs between finished_rows and the budget mark
+    (Table 1's fold-1 pair for Fig. 3 is the one extra build); on an empty store no claim is run."""
+    calls = []
+    real = study.spec_configs
+
+    def counting(spec, *args, **kwargs):
+        calls.append(spec)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(study, "spec_configs", counting)
+    board = study.scoreboard("demo", store_dir=tmp_path)
+    assert len(calls) == len(study.TABLES) + 1
+    assert (board["verdict"] == "not run").all() and not board["under_trained"][board["table"] == "table1"].any()
