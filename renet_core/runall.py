@@ -368,8 +368,9 @@ def _total_line(results: Path) -> list[str]:
 def run_provenance(results: Path, profile: str, store: Path | None = None) -> str:
     """A README line: of the runs the tables use, how many finished during the last full run
     (trained by it) and how many were already in the store (reused by run identity: a rerun on a
-    kept cache trains only what changed, so its total time is not a fresh run's). From the runs'
-    ``done.json`` ("finished") and ``total.json``; empty when either is missing."""
+    kept cache trains only what changed, so its total time is not a fresh run's; the reused runs'
+    recorded epoch times give the fresh-cache estimate). From the runs' ``done.json`` ("finished",
+    "history") and ``total.json``; empty when either is missing."""
     from . import study
     from .results import ResultsStore
 
@@ -384,14 +385,18 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
               for h in rows["config_hash"].dropna().astype(str)}
     runs = ResultsStore(study.default_store(profile) if store is None else store)
     trained = reused = later = 0
+    reused_seconds = 0.0
     for key in sorted(hashes):
         path = runs.run_dir(key) / "done.json"
         try:
-            finished = dt.datetime.strptime(json.loads(path.read_text())["finished"], "%Y-%m-%d %H:%M:%S")
+            done = json.loads(path.read_text())
+            finished = dt.datetime.strptime(done["finished"], "%Y-%m-%d %H:%M:%S")
         except (OSError, ValueError, KeyError):
             continue
         if finished < start:
             reused += 1
+            reused_seconds += sum(float(h.get("seconds", 0.0)) for h in done.get("history", [])
+                                  if isinstance(h, dict))
         elif finished <= end:
             trained += 1
         else:
@@ -402,6 +407,11 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
     if reused:
         line += (f" and reused {reused} finished before it started (same run identity), so its total time "
                  "is not a fresh cache's")
+        if reused_seconds:
+            fresh = float(total["seconds"]) + reused_seconds
+            line += (f"; the reused runs' epochs took {reused_seconds / 60:.0f} min as recorded in their "
+                     f"`done.json`, so a fresh cache needs about {fresh / 60:.0f} min (stand-in "
+                     "backbones not counted)")
     elif not later:
         line += " (all of them: a fresh cache)"
     if later:
