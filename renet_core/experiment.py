@@ -86,8 +86,7 @@ class ExperimentConfig:
     lr: float = 1e-4
     au_lr_scale: float | str = 1.0        # lr multiplier of RE-Net's AU-specific gamma_k, beta_k
                                           # (and per-AU head); 1 = the paper (one lr for all);
-                                          # "C" = the number of trained AUs with strategy
-                                          # "one", 1 with "all" (see lr_scale())
+                                          # "C" = the number of trained AUs (see lr_scale())
     lr_schedule: str = "constant"         # "constant" (section 4.3) | "cosine" (decay to 0 over epochs)
     weight_decay: float = 0.0
     batch_size: int = 100
@@ -392,12 +391,8 @@ class ExperimentConfig:
 
     def lr_scale(self) -> float:
         """The AU-specific learning-rate multiplier as a number: ``au_lr_scale``, where "C" is the
-        number of trained AUs under strategy "one" (one AU per batch trains each AU in ~1/C of the
-        steps) and 1 under strategy "all" (section 3.4's strategy 1 trains every AU at every step,
-        so no AU misses steps to make up for)."""
+        number of trained AUs (one AU per batch trains each AU in ~1/C of the steps)."""
         if self.au_lr_scale == "C":
-            if self.strategy == "all":
-                return 1.0
             return float(len(self.resolved_aus()) - len(self.holdout_aus))
         return float(self.au_lr_scale)
 

@@ -138,8 +138,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
         (Row("renet", "RE-Net, one random AU per batch (strategy 2, the paper's)", {"model": "renet"}),
          Row("renet-all", "RE-Net, every AU every batch (strategy 1)", {"model": "renet", "strategy": "all"},
              None, "1/C of the steps where the profile caps them (C = 12 AUs): each step runs all C AUs, so "
-             "every AU is trained as often as in strategy 2, at about the same compute; au_lr_scale='C' is 1 here, "
-             "as no AU misses steps", steps_scale="1/C")),
+             "every AU is trained as often as in strategy 2, at about the same compute", steps_scale="1/C")),
         remarks=("The paper reports no numbers, only 'no big difference in performance as using two "
                  "training strategies' (section 3.4).",), paper_only=False),
 )}
