@@ -369,7 +369,7 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
     """A README line: of the runs the tables use, how many finished during the last full run
     (trained by it) and how many were already in the store (reused by run identity: a rerun on a
     kept cache trains only what changed, so its total time is not a fresh run's; the reused runs'
-    recorded epoch times give the fresh-cache estimate). From the runs' ``done.json`` ("finished",
+    recorded epoch times give the fresh-cache estimate, :func:`_typical_run_seconds`). From the runs' ``done.json`` ("finished",
     "history") and ``total.json``; empty when either is missing."""
     from . import study
     from .results import ResultsStore
@@ -395,8 +395,7 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
             continue
         if finished < start:
             reused += 1
-            reused_seconds += sum(float(h.get("seconds", 0.0)) for h in done.get("history", [])
-                                  if isinstance(h, dict))
+            reused_seconds += _typical_run_seconds(done.get("history", []))
         elif finished <= end:
             trained += 1
         else:
@@ -409,14 +408,25 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
                  "is not a fresh cache's")
         if reused_seconds:
             fresh = float(total["seconds"]) + reused_seconds
-            line += (f"; the reused runs' epochs took {reused_seconds / 60:.0f} min as recorded in their "
-                     f"`done.json`, so a fresh cache needs about {fresh / 60:.0f} min (stand-in "
-                     "backbones not counted)")
+            line += (f"; the reused runs train in about {reused_seconds / 60:.0f} min (per run its median "
+                     f"epoch time in `done.json` times its epochs), so a fresh cache needs about "
+                     f"{fresh / 60:.0f} min (stand-in backbones not counted)")
     elif not later:
         line += " (all of them: a fresh cache)"
     if later:
         line += f"; {later} finished after it (later partial runs)"
     return line
+
+
+def _typical_run_seconds(history: list) -> float:
+    """A run's training time from its per-epoch ``seconds``: the median epoch times the number of
+    epochs, so that an epoch slowed by other work on the machine does not count as the run's cost."""
+    seconds = sorted(float(h["seconds"]) for h in history if isinstance(h, dict) and "seconds" in h)
+    if not seconds:
+        return 0.0
+    mid = len(seconds) // 2
+    median = seconds[mid] if len(seconds) % 2 else (seconds[mid - 1] + seconds[mid]) / 2
+    return median * len(seconds)
 
 
 def describe_device() -> str:
