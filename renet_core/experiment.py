@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from . import __version__, ddp, metrics
+from .io import TIME_FORMAT
 from .model import HEADS
 from .paper import PAPER_AUS
 from .results import ResultsStore
@@ -724,7 +725,7 @@ def evaluate_model(model, cfg: ExperimentConfig, splits: Splits, store: ResultsS
     rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
                        n_test=len(test_set), epochs_trained=epochs)
     store.add_rows(rows)
-    store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
                           "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
     return rows
 

@@ -16,6 +16,9 @@ from typing import Iterator
 
 #: Name of a temporary file of :func:`atomic_path`: ``.<target name>.<8 random chars><suffix>``
 #: (8 hex digits; older versions used :func:`tempfile.mkstemp`'s letters, digits and "_").
+#: How run records stamp times ("finished" in done.json and total.json); read back by runall.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
 PARTIAL_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+$")
 
 

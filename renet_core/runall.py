@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .io import write_text_atomic
+from .io import TIME_FORMAT, write_text_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -287,7 +288,7 @@ def write_status(result: JobResult, profile: str, results: Path, commit: str) ->
     """``results/notebooks/<job>.status.json``: what README.md reports for this notebook run."""
     status = {"name": result.job.name, "notebook": result.job.notebook.name, "status": result.status,
               "seconds": round(result.seconds, 1), "error": result.error, "profile": profile, "commit": commit,
-              "finished": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"), "gpu": result.gpu}
+              "finished": dt.datetime.now().strftime(TIME_FORMAT), "gpu": result.gpu}
     return write_text_atomic(results / "notebooks" / f"{result.job.name}.status.json", json.dumps(status, indent=2))
 
 
@@ -369,14 +370,14 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
     """A README line: of the runs the tables use, how many finished during the last full run
     (trained by it) and how many were already in the store (reused by run identity: a rerun on a
     kept cache trains only what changed, so its total time is not a fresh run's; the reused runs'
-    recorded epoch times give the fresh-cache estimate, :func:`_typical_run_seconds`). From the runs' ``done.json`` ("finished",
-    "history") and ``total.json``; empty when either is missing."""
+    recorded epoch times give the fresh-cache estimate, :func:`_typical_run_seconds`). From the
+    runs' ``done.json`` ("finished", "history") and ``total.json``; empty when either is missing."""
     from . import study
     from .results import ResultsStore
 
     try:
         total = json.loads((results / "notebooks" / "total.json").read_text())
-        end = dt.datetime.strptime(total["finished"], "%Y-%m-%d %H:%M:%S")
+        end = dt.datetime.strptime(total["finished"], TIME_FORMAT)
         start = end - dt.timedelta(seconds=float(total["seconds"]))
         rows_by_table, _ = study.finished_rows(profile, store_dir=store)
     except Exception:  # noqa: BLE001 - a line of the README; the README must still be written
@@ -390,7 +391,7 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
         path = runs.run_dir(key) / "done.json"
         try:
             done = json.loads(path.read_text())
-            finished = dt.datetime.strptime(done["finished"], "%Y-%m-%d %H:%M:%S")
+            finished = dt.datetime.strptime(done["finished"], TIME_FORMAT)
         except (OSError, ValueError, KeyError):
             continue
         if finished < start:
@@ -421,12 +422,8 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
 def _typical_run_seconds(history: list) -> float:
     """A run's training time from its per-epoch ``seconds``: the median epoch times the number of
     epochs, so that an epoch slowed by other work on the machine does not count as the run's cost."""
-    seconds = sorted(float(h["seconds"]) for h in history if isinstance(h, dict) and "seconds" in h)
-    if not seconds:
-        return 0.0
-    mid = len(seconds) // 2
-    median = seconds[mid] if len(seconds) % 2 else (seconds[mid - 1] + seconds[mid]) / 2
-    return median * len(seconds)
+    seconds = [float(h["seconds"]) for h in history if isinstance(h, dict) and "seconds" in h]
+    return statistics.median(seconds) * len(seconds) if seconds else 0.0
 
 
 def describe_device() -> str:
@@ -555,7 +552,7 @@ def main(argv=None) -> int:
     if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
         write_text_atomic(results / "notebooks" / "total.json", json.dumps(
             {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
-             "commit": commit, "finished": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+             "commit": commit, "finished": dt.datetime.now().strftime(TIME_FORMAT)}, indent=2))
     readme = write_readme(results, [j.name for j in all_jobs], args.profile, store)
     failed = [r.job.name for r in outcome if r.status != "ok"]
     print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")
