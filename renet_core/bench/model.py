@@ -10,139 +10,12 @@ Nothing is asserted: the figures are for reading.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import time
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from renet_core.data.labels import BP4D_AUS
-from renet_core.device import pick_device
-from renet_core.model import build_model
-
-PAPER_MS_PER_IMAGE = 5.4   # section 4.7: 12 AUs, NVIDIA GeForce 2080Ti
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn, device, repeats: int, budget_s: float) -> float:
-    """Median seconds per call after one warm-up, stopping early once ``budget_s`` is spent."""
-    fn()
-    _sync(device)
-    times, start = [], time.perf_counter()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() - start > budget_s:
-            break
-    return float(np.median(times))
-
-
-def _autocast(device, dtype):
-    if dtype == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def dtype_problem(device, dtype: str) -> str | None:
-    """Why ``dtype`` cannot be benchmarked on ``device`` (None: it can): both models run one
-    tiny training step (RE-Net with one AU, as strategy 2) and both inference passes under
-    :func:`_autocast`, so that an unsupported combination is refused before any timing, with the
-    reason, rather than crashing half-way through the benchmark."""
-    if dtype == "float32":
-        return None
-    aus = BP4D_AUS[:2]
-    x = torch.randn(2, 3, 32, 32, device=device)
-    stage = "building the models"
-    try:
-        for kind in ("renet", "resnet18"):
-            model = build_model(kind, aus, relation=np.eye(len(aus))).to(device).train()
-            stage = f"{kind} training step"
-            with _autocast(device, dtype):
-                out = model(x, au=0)
-            out.float().sum().backward()
-            model.eval()
-            stage = f"{kind} inference"
-            with torch.inference_mode(), _autocast(device, dtype):
-                model(x, au=0)
-                model(x)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        text = str(exc).strip().splitlines()
-        return f"{stage}: {type(exc).__name__}: {text[0] if text else ''}"
-    return None
-
-
-def _prepare(model, device, channels_last):
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def bench_inference(args, device) -> list[tuple[str, int, float]]:
-    aus = BP4D_AUS[: args.aus]
-    relation = np.eye(len(aus))
-    renet = _prepare(build_model("renet", aus, relation=relation), device, args.channels_last).eval()
-    baseline = _prepare(build_model("resnet18", aus), device, args.channels_last).eval()
-    rows = []
-    for batch in args.batches:
-        x = torch.randn(batch, 3, args.size, args.size, device=device)
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-
-        def loop():
-            return torch.stack([renet(x, au=k) for k in range(len(aus))], dim=1)
-
-        def layout(name):
-            def run():
-                renet.layout = name
-                try:
-                    return renet(x)
-                finally:
-                    renet.layout = "auto"
-            return run
-
-        candidates = {"RE-Net, loop of C passes (paper)": loop,
-                      "RE-Net, one batched pass": layout("batched"),
-                      "RE-Net, all AUs (default layout)": layout("auto"),
-                      "ResNet-18 baseline, one pass": lambda: baseline(x)}
-        for name, fn in candidates.items():
-            with torch.inference_mode(), _autocast(device, args.dtype):
-                seconds = time_call(fn, device, args.repeats, args.budget)
-            rows.append((name, batch, seconds))
-    return rows
-
-
-def bench_training(args, device) -> dict[str, float]:
-    aus = BP4D_AUS[: args.aus]
-    x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
-    y = (torch.rand(args.train_batch, len(aus), device=device) > 0.5).float()
-    if args.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    results = {}
-    for kind in ("resnet18", "renet"):
-        model = _prepare(build_model(kind, aus, relation=np.eye(len(aus))), device, args.channels_last).train()
-        optim = torch.optim.Adam(model.parameters(), lr=1e-4)
-        gen = torch.Generator().manual_seed(0)
-
-        def step():
-            optim.zero_grad(set_to_none=True)
-            with _autocast(device, args.dtype):
-                if kind == "renet":   # strategy 2: one random AU per batch
-                    k = int(torch.randint(len(aus), (1,), generator=gen))
-                    loss = F.binary_cross_entropy_with_logits(model(x, au=k).float(), y[:, k])
-                else:
-                    loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
-            loss.backward()
-            optim.step()
-
-        results[kind] = time_call(step, device, args.repeats, args.budget)
-    return results
+from renet_core.base.device import pick_device
+from renet_core.model.speed import PAPER_MS_PER_IMAGE, dtype_problem, inference_times, training_step_times
 
 
 def parse_args(argv):
@@ -189,7 +62,8 @@ def main(argv=None) -> int:
     print(f"paper (section 4.7): {PAPER_MS_PER_IMAGE} ms/image for 12 AUs on a 2080Ti "
           f"({1000 / PAPER_MS_PER_IMAGE:.0f} images/s)\n")
 
-    rows = bench_inference(args, device)
+    rows = inference_times(device, args.size, args.batches, args.aus, args.dtype, args.channels_last, args.repeats,
+                           args.budget)
     print(f"{'inference':<36}{'batch':>6}{'ms/batch':>11}{'ms/image':>10}{'images/s':>11}")
     for label, batch, seconds in rows:
         print(f"{label:<36}{batch:>6}{1000 * seconds:>11.1f}{1000 * seconds / batch:>10.2f}{batch / seconds:>11.1f}")
@@ -200,7 +74,8 @@ def main(argv=None) -> int:
         print(f"batch {batch}: batched pass is {loop / batched:.2f}x the loop's speed")
 
     if not args.skip_training:
-        steps = bench_training(args, device)
+        steps = training_step_times(device, args.size, args.train_batch, args.aus, args.dtype, args.channels_last,
+                                    args.repeats, args.budget)
         print(f"\ntraining step, batch {args.train_batch}: ResNet-18 {1000 * steps['resnet18']:.1f} ms, "
               f"RE-Net (one AU per batch) {1000 * steps['renet']:.1f} ms, "
               f"ratio {steps['renet'] / steps['resnet18']:.3f}x")

@@ -16,15 +16,17 @@ import time
 import warnings
 from pathlib import Path
 
+import cv2
+
+from renet_core.data import prepare
+from renet_core.data.fixtures import draw_face, face_landmarks, write_bp4d_mat
+
 WIDTH, HEIGHT = 1040, 1392
 BP4D_FRAMES = 146_847
 
 
 def write_bp4d_like(root: Path, frames: int, distinct: int = 6) -> None:
     """A BP4D layout with ``frames`` labelled 1040x1392 frames in sequences of 250."""
-    from renet_core.data.fixtures import draw_face, face_landmarks, write_bp4d_mat
-    import cv2
-
     faces = []
     for k in range(distinct):
         points = face_landmarks(WIDTH, HEIGHT, eye_distance=190 + 10 * k, angle_deg=4 * k - 10,
@@ -62,7 +64,6 @@ def main(argv=None) -> int:
                         help="prepare worker processes [CPU count]")
     parser.add_argument("--size", type=int, default=256, help="crop size [256]")
     args = parser.parse_args(argv)
-    from renet_core.data import prepare
 
     with tempfile.TemporaryDirectory(prefix="renet_bench_prepare_") as tmp:
         root = Path(tmp) / "bp4d"

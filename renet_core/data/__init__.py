@@ -14,8 +14,8 @@ __all__ = ["load_index", "FOLDS", "split", "prepare", "AUDataset", "describe_sou
            "load_manifest", "DETECTION_AUS", "INTENSITY_AUS"]
 
 
-def __getattr__(name):  # torch is imported only when the Dataset is used
+def __getattr__(name):
     if name == "AUDataset":
-        from renet_core.data.dataset import AUDataset
+        from renet_core.data.dataset import AUDataset  # lazy: torch, only when the Dataset is used
         return AUDataset
     raise AttributeError(name)

@@ -19,6 +19,7 @@ land on the same output pixels (tested).
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 LEFT_EYE = list(range(19, 25))   # 1-based 20..25
@@ -75,8 +76,6 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def align_face(image: np.ndarray, points: np.ndarray, size: int = 256,
                enlarge: float = ENLARGE) -> tuple[np.ndarray, np.ndarray]:
     """Aligned ``size x size`` crop and the landmarks in crop coordinates (section 4.3)."""
-    import cv2
-
     matrix = alignment_matrix(points, size=size, enlarge=enlarge)
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_VALUE)

@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from renet_core.data.labels import (BP4D_AUS, BP4D_INTENSITY_AUS, int_col,
-                                    read_intensity_file, read_occurrence_csv)
-from renet_core.data.layout import (LayoutError, Problems, check_root, finalise,
-                                    first_existing, list_frame_images)
+from renet_core.data.labels import BP4D_AUS, BP4D_INTENSITY_AUS, int_col, read_intensity_file, read_occurrence_csv
+from renet_core.data.layout import LayoutError, Problems, check_root, finalise, first_existing, list_frame_images
 
 IMAGE_DIRS = ("BP4D-training", "Sequences_2D+3D")
 OCCURRENCE_DIRS = ("AUCoding/AU_OCC", "AUCoding")

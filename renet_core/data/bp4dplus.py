@@ -24,10 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from renet_core.data.labels import (BP4DPLUS_AUS, BP4DPLUS_INTENSITY_AUS, int_col,
-                                    read_intensity_file, read_occurrence_csv)
-from renet_core.data.layout import (LayoutError, Problems, check_root, finalise, image_number,
-                                    list_frame_images)
+from renet_core.data.labels import (
+    BP4DPLUS_AUS,
+    BP4DPLUS_INTENSITY_AUS,
+    int_col,
+    read_intensity_file,
+    read_occurrence_csv,
+)
+from renet_core.data.layout import LayoutError, Problems, check_root, finalise, image_number, list_frame_images
 
 IMAGE_DIR = "2D+3D"
 OCCURRENCE_DIR = "AUCoding/AU_OCC"

@@ -10,7 +10,7 @@ Cache layout (``cache_dir``):
   so an interrupted run resumes where it stopped and a second run redoes nothing;
 * ``manifest.csv``: the index plus ``status`` and ``crop`` (relative to ``cache_dir``).
 
-Every file is written atomically (:mod:`renet_core.io`); temporary files left by a killed run
+Every file is written atomically (:mod:`renet_core.base.io`); temporary files left by a killed run
 are removed at the start of the next one, so nothing half-written stays in the cache.
 
 Landmarks are read 1-based (``landmark_origin=1``, default): the datasets' MATLAB files count
@@ -35,356 +35,35 @@ frame of the same sequence that has them are used, if it is at most ``max_gap`` 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import warnings
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from renet_core.data.align import AlignmentError, alignment_matrix
-from renet_core.data.landmarks import (DEFAULT_ORIGIN, LandmarkFileError, LandmarkReadError,
-                                       check_origin, read_bp4d_landmarks, read_bp4dplus_landmarks,
-                                       read_disfa_landmarks)
-from renet_core.io import write_bytes_atomic, to_csv_atomic, write_text_atomic
+from renet_core.base.io import remove_partial_files, to_csv_atomic, write_text_atomic
+from renet_core.base.progress import bar
+from renet_core.data.crops import (
+    ALIGNED_NEAREST,
+    JOB_COLUMNS,
+    JPEG_QUALITY,
+    TRUNCATED_IMAGE,
+    UNREADABLE_IMAGE,
+    run_job,
+    stamps,
+)
+from renet_core.data.index import load_index
+from renet_core.data.landmarks import DEFAULT_ORIGIN, MALFORMED_LANDMARKS, UNREADABLE_LANDMARKS, check_origin
 
-ALIGNED = "aligned"
-ALIGNED_NEAREST = "aligned (nearest frame's landmarks)"
 JOB_FRAMES = 128  # image sequences are cut into jobs of at most this many frames
-JPEG_QUALITY = 95
 SETTINGS_FILE = "prepare.json"
 #: 2: landmarks read 1-based by default (``landmark_origin``); per-frame ``stamp`` of skipped
 #: frames. Caches of another version are refused, never mixed.
 PREPARE_VERSION = 2
-NO_LANDMARKS = "skipped: no landmarks"
-MALFORMED_LANDMARKS = "skipped: malformed landmarks"
-UNREADABLE_LANDMARKS = "skipped: unreadable landmark file"
-NO_LANDMARK_ENTRY = "skipped: no landmark entry (landmark file shorter than the image list)"
-UNREADABLE_IMAGE = "skipped: unreadable image"
-TRUNCATED_IMAGE = "skipped: truncated image"
 MANIFEST = "manifest.csv"
-_JOB_COLUMNS = ["subject", "task", "frame", "image_kind", "image_path", "image_member",
-                "image_index", "landmark_kind", "landmark_path", "landmark_index"]
-
-
-# ----------------------------------------------------------------------------- writing
-
-def write_crop(target: Path, data: bytes) -> None:
-    """Write a crop atomically, without a per-file fsync.
-
-    A per-file fsync costs ~9 ms a crop (it made ``prepare`` 6x slower). A crash still never
-    leaves a half-written crop under its final name; durability against power loss is restored
-    once per job: :func:`prepare` calls ``os.sync()`` before it records a job as done, so a job
-    found done on resume has its crops on disk.
-    """
-    write_bytes_atomic(target, data, fsync=False)
-
-
-# ----------------------------------------------------------------------------- reading
-
-def _is_truncated_jpeg(data: bytes) -> bool:
-    return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]
-
-
-def _reduction(points: np.ndarray, size: int) -> int:
-    """Largest JPEG decode reduction (1, 2, 4, 8) that never upsamples the crop."""
-    matrix = alignment_matrix(points, size=size)
-    scale = float(np.hypot(*matrix[0, :2]))
-    for factor in (8, 4, 2):
-        if scale * factor <= 1.0:
-            return factor
-    return 1
-
-
-def _decode(data: bytes, reduce: int):
-    import cv2
-
-    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
-    return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-
-
-def _crop_bytes(image, points, size, reduce=1) -> bytes:
-    """Align (scaling landmarks to a reduced decode) and encode the crop as JPEG."""
-    import cv2
-
-    if reduce > 1:  # reduced pixel i covers full pixels r*i .. r*i+r-1
-        points = (points - (reduce - 1) / 2.0) / reduce
-    matrix = alignment_matrix(points, size=size)
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-# ----------------------------------------------------------------------------- landmarks
-
-def _job_landmarks(rows: pd.DataFrame, messages: list,
-                   origin: int = DEFAULT_ORIGIN) -> tuple[list, dict]:
-    """One 0-based 49x2 array or None per row, and ``{row: skip status}`` for the None rows
-    that are not plain lost frames (malformed entry, unreadable file, no entry)."""
-    kind = rows["landmark_kind"].iloc[0]
-    out: list = [None] * len(rows)
-    reasons: dict[int, str] = {}
-    if kind == "disfa_pts":
-        for i, path in enumerate(rows["landmark_path"]):
-            if path:
-                try:
-                    out[i] = read_disfa_landmarks(path, origin)
-                except LandmarkFileError as exc:
-                    messages.append(str(exc))
-                    reasons[i] = (UNREADABLE_LANDMARKS if isinstance(exc, LandmarkReadError)
-                                  else MALFORMED_LANDMARKS)
-        return out, reasons
-    path = rows["landmark_path"].iloc[0]
-    if not path:
-        return out, reasons
-    errors: dict = {}
-    try:
-        if kind == "bp4d_fit_pred":
-            table = read_bp4d_landmarks(path, origin, errors)
-            keys = [int(k) for k in rows["landmark_index"]]
-            n_entries = len(table)
-            out = [table[k] if 0 <= k < n_entries else None for k in keys]
-            beyond = [i for i, k in enumerate(keys) if k >= n_entries]
-        else:
-            table = read_bp4dplus_landmarks(path, origin, errors)
-            keys = [int(k) for k in rows["landmark_index"]]
-            n_entries = len(table) + sum(1 for k in errors if not isinstance(k, int))
-            out = [table.get(k) for k in keys]
-            beyond = [i for i, k in enumerate(keys) if k not in table and k not in errors]
-    except LandmarkFileError as exc:
-        messages.append(str(exc))
-        return out, {i: UNREADABLE_LANDMARKS for i in range(len(rows))}
-    for i, k in enumerate(keys):
-        if k in errors:
-            reasons[i] = MALFORMED_LANDMARKS
-    # one message per malformed entry this job uses (each names the file and the entry)
-    messages.extend(errors[k] for k in sorted({k for k in keys if k in errors}))
-    messages.extend(v for k, v in errors.items() if not isinstance(k, int))
-    n_images, where = (_sequence_images(rows) if beyond or kind == "bp4d_fit_pred"
-                       else (None, ""))
-    if n_images is not None and n_entries < n_images:
-        messages.append(f"{path}: {n_entries} landmark entries for {n_images} images in "
-                        f"{where}; expected one entry per image: labelled frames without an "
-                        "entry are skipped")
-    elif beyond and kind != "bp4d_fit_pred":
-        missing = sorted(int(keys[i]) for i in beyond if rows["image_path"].iloc[i])
-        if missing:
-            messages.append(f"{path}: no landmark entry for labelled frame(s) {missing[:10]}"
-                            f"{' ...' if len(missing) > 10 else ''}; expected an entry per "
-                            "frame: these frames are skipped")
-    for i in beyond:
-        if rows["image_path"].iloc[i]:
-            reasons[i] = NO_LANDMARK_ENTRY
-    return out, reasons
-
-
-def _sequence_images(rows: pd.DataFrame) -> tuple[int | None, str]:
-    """Number of images of the job's sequence (folder or zip task folder) and where they are."""
-    from renet_core.data.layout import list_frame_images
-
-    with_image = rows.loc[rows["image_path"] != ""]
-    if with_image.empty:
-        return None, ""
-    first = with_image.iloc[0]
-    kind = first["image_kind"]
-    try:
-        if kind == "file":
-            folder = Path(first["image_path"]).parent
-            return len(list_frame_images(folder)), str(folder)
-        if kind == "zip":
-            from renet_core.data.bp4dplus import zip_images
-
-            task = str(first["image_member"]).replace("\\", "/").split("/")[-2].upper()
-            return (len(zip_images(Path(first["image_path"])).get(task, {})),
-                    f"{first['image_path']}:{task}")
-    except Exception:  # an unreadable folder or zip is reported where the images are read
-        return None, ""
-    return None, ""
-
-
-def _fill_nearest(frames: np.ndarray, points: list, max_gap: int) -> tuple[list, list]:
-    """Lost-landmark rule "nearest": borrow the closest tracked frame within ``max_gap``."""
-    have = np.array([p is not None for p in points])
-    borrowed = [False] * len(points)
-    if have.all() or not have.any():
-        return points, borrowed
-    tracked = frames[have]
-    tracked_points = [p for p in points if p is not None]
-    filled = list(points)
-    for i in np.flatnonzero(~have):
-        j = int(np.argmin(np.abs(tracked - frames[i])))
-        if abs(int(tracked[j]) - int(frames[i])) <= max_gap:
-            filled[i] = tracked_points[j]
-            borrowed[i] = True
-    return filled, borrowed
-
-
-# ----------------------------------------------------------------------------- one job
-
-def run_job(job: dict) -> dict:
-    """Align the frames of one job; returns statuses and messages (runs in a worker)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    rows = pd.DataFrame(job["rows"], columns=_JOB_COLUMNS + ["crop"])
-    cache = Path(job["cache_dir"])
-    size, messages = job["size"], []
-    points, reasons = _job_landmarks(rows, messages, job.get("landmark_origin", DEFAULT_ORIGIN))
-    borrowed = [False] * len(rows)
-    if job["lost_landmarks"] == "nearest":
-        points, borrowed = _fill_nearest(rows["frame"].to_numpy(), points, job["max_gap"])
-    status = ["" if path else "skipped: no image" for path in rows["image_path"]]
-    for i, p in enumerate(points):
-        if status[i]:
-            continue
-        if p is None:
-            status[i] = reasons.get(i, NO_LANDMARKS)
-        else:
-            try:
-                alignment_matrix(p, size=size)
-            except AlignmentError as exc:
-                status[i] = f"skipped: degenerate landmarks ({exc})"
-    kind = rows["image_kind"].iloc[0]
-    if kind == "video":
-        _video_frames(rows, points, status, cache, size, messages)
-    else:
-        _image_frames(rows, points, status, cache, size, messages, kind)
-    for i in range(len(rows)):
-        if status[i] == ALIGNED and borrowed[i]:
-            status[i] = ALIGNED_NEAREST
-    crops = [c if s.startswith(ALIGNED) else "" for c, s in zip(rows["crop"], status)]
-    stamps = _stamps(rows, status)
-    return {"name": job["name"], "frames": rows["frame"].tolist(), "status": status,
-            "crop": crops, "stamp": stamps, "messages": messages}
-
-
-def _file_stamp(path: str, memo: dict) -> str:
-    """``"size:mtime_ns"`` of a file, ``"-"`` if it does not exist, ``""`` for no path."""
-    if not path:
-        return ""
-    if path not in memo:
-        try:
-            info = os.stat(path)
-            memo[path] = f"{info.st_size}:{info.st_mtime_ns}"
-        except OSError:
-            memo[path] = "-"
-    return memo[path]
-
-
-def _stamps(rows: pd.DataFrame, status: list) -> list[str]:
-    """Per skipped frame, the stamps of its image and landmark files (aligned frames: "")."""
-    memo: dict = {}
-    return ["" if s.startswith(ALIGNED) else
-            f"{_file_stamp(image, memo)}|{_file_stamp(landmark, memo)}"
-            for s, image, landmark in zip(status, rows["image_path"], rows["landmark_path"])]
-
-
-def _image_frames(rows, points, status, cache, size, messages, kind):
-    archive = None
-    try:
-        for i, row in enumerate(rows.itertuples(index=False)):
-            if status[i]:
-                continue
-            target = cache / row.crop
-            if target.is_file():
-                status[i] = ALIGNED
-                continue
-            if not row.image_path:
-                status[i] = "skipped: no image"
-                continue
-            try:
-                if kind == "zip":
-                    if archive is None or archive.filename != row.image_path:
-                        archive = zipfile.ZipFile(row.image_path)
-                    data = archive.read(row.image_member)
-                    where = f"{row.image_path}:{row.image_member}"
-                else:
-                    data = Path(row.image_path).read_bytes()
-                    where = row.image_path
-            except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-                status[i] = UNREADABLE_IMAGE
-                where = f"{row.image_path}:{row.image_member}" if kind == "zip" else row.image_path
-                messages.append(f"{where}: cannot read the image ({exc})")
-                continue
-            if not data:
-                status[i] = UNREADABLE_IMAGE
-                messages.append(f"{where}: empty file (0 bytes); expected a JPEG image (a failed "
-                                "copy? copy the file again)")
-                continue
-            if _is_truncated_jpeg(data):
-                status[i] = TRUNCATED_IMAGE
-                messages.append(f"{where}: truncated JPEG (no end-of-image marker); expected a "
-                                "complete JPEG file")
-                continue
-            reduce = _reduction(points[i], size)
-            try:
-                image = _decode(data, reduce)
-            except Exception as exc:  # cv2.error: OpenCV refuses the buffer
-                image, reason = None, f" ({str(exc).strip().splitlines()[-1]})"
-            else:
-                reason = ""
-            if image is None or image.size == 0:
-                status[i] = UNREADABLE_IMAGE
-                messages.append(f"{where}: not a decodable image{reason} ({len(data)} bytes); "
-                                "expected a JPEG image")
-                continue
-            write_crop(target, _crop_bytes(image, points[i], size, reduce))
-            status[i] = ALIGNED
-    finally:
-        if archive is not None:
-            archive.close()
-
-
-def _video_frames(rows, points, status, cache, size, messages):
-    """Decode the video sequentially (no seeking: seeking compressed AVIs is unreliable)."""
-    import cv2
-
-    order = np.argsort(rows["image_index"].to_numpy(), kind="stable")
-    todo = [i for i in order if not status[i]]
-    for i in list(todo):
-        if (cache / rows["crop"].iloc[i]).is_file():
-            status[i] = ALIGNED
-    todo = [i for i in todo if not status[i]]
-    if not todo:
-        return
-    path = rows["image_path"].iloc[0]
-    if not path:
-        for i in todo:
-            status[i] = "skipped: no image"
-        return
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        messages.append(f"{path}: cannot open the video")
-        for i in todo:
-            status[i] = "skipped: unreadable video"
-        return
-    position = 0  # index of the next frame the capture will return
-    try:
-        for n, i in enumerate(todo):
-            target_index = int(rows["image_index"].iloc[i])
-            ok = True
-            while ok and position < target_index:
-                ok = capture.grab()
-                position += 1
-            ok = ok and capture.grab()
-            image = capture.retrieve()[1] if ok else None
-            position += 1
-            if image is None:
-                messages.append(f"{path}: video ended after {position - 1} decoded frames; "
-                                f"the labels expect frame index {target_index} (truncated?)")
-                for j in todo[n:]:
-                    status[j] = "skipped: video ended early"
-                return
-            write_crop(cache / rows["crop"].iloc[i], _crop_bytes(image, points[i], size))
-            status[i] = ALIGNED
-    finally:
-        capture.release()
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -396,7 +75,7 @@ def crop_relpath(subject: str, task: str, frame: int) -> str:
 def _jobs(index: pd.DataFrame, cache_dir: Path, settings: dict) -> list[dict]:
     jobs = []
     for (subject, task), rows in index.groupby(["subject", "task"], sort=True):
-        rows = rows[_JOB_COLUMNS].copy()
+        rows = rows[JOB_COLUMNS].copy()
         rows["crop"] = [crop_relpath(subject, task, f) for f in rows["frame"]]
         is_video = (rows["image_kind"] == "video").all()
         step = len(rows) if is_video else JOB_FRAMES
@@ -427,30 +106,23 @@ def _done(cache_dir: Path, job: dict) -> pd.DataFrame | None:
     aligned = table["status"].str.startswith("aligned")
     if not all((cache_dir / c).is_file() for c in table.loc[aligned, "crop"]):
         return None
-    rows = pd.DataFrame(job["rows"], columns=_JOB_COLUMNS + ["crop"])
+    rows = pd.DataFrame(job["rows"], columns=JOB_COLUMNS + ["crop"])
     skipped = np.flatnonzero(~aligned.to_numpy())
     if len(skipped):
-        now = _stamps(rows.iloc[skipped], table["status"].iloc[skipped].tolist())
+        now = stamps(rows.iloc[skipped], table["status"].iloc[skipped].tolist())
         if now != table["stamp"].iloc[skipped].tolist():
             return None
     return table
 
 
 def _remove_leftovers(cache_dir: Path) -> int:
-    """Delete temporary files left by a killed run (atomic writers' hidden ``.name.*`` files)."""
-    removed = 0
-    for folder in (cache_dir, cache_dir / "status", cache_dir / "crops"):
-        if not folder.is_dir():
-            continue
-        walker = os.walk(folder) if folder.name == "crops" else [(str(folder), [], os.listdir(folder))]
-        for base, _, names in walker:
-            for name in names:
-                path = Path(base, name)
-                if (name.startswith(".") and name.endswith((".tmp", ".csv", ".jpg"))
-                        and path.is_file()):
-                    path.unlink(missing_ok=True)
-                    removed += 1
-    return removed
+    """Delete temporary files left by a killed run (:func:`renet_core.base.io.remove_partial_files`
+    in the cache, its status folder and every crop folder)."""
+    folders = [cache_dir, cache_dir / "status"]
+    crops = cache_dir / "crops"
+    if crops.is_dir():
+        folders += [Path(base) for base, _, _ in os.walk(crops)]
+    return sum(len(remove_partial_files(folder)) for folder in folders)
 
 
 def _check_settings(cache_dir: Path, settings: dict) -> None:
@@ -497,8 +169,6 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     files are: 1 is subtracted before aligning (as JAA-Net does); 0 = use the numbers as they
     are. It is part of the cache's settings.
     """
-    from renet_core.data.index import load_index
-
     if lost_landmarks not in ("skip", "nearest"):
         raise ValueError(f"lost_landmarks must be 'skip' or 'nearest', got {lost_landmarks!r}")
     landmark_origin = check_origin(landmark_origin)
@@ -532,17 +202,7 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     else:
         say(f"prepare: {n_todo} of {len(index)} frames to align into {cache_dir} "
             f"({len(jobs) - len(todo)} of {len(jobs)} jobs already done)")
-        warned: set = set()
-        for out in _run(todo, workers, progress, n_todo):
-            table = pd.DataFrame({"frame": out["frames"], "status": out["status"],
-                                  "crop": out["crop"], "stamp": out["stamp"]})
-            os.sync()  # the job's crops reach the disk before the job is recorded as done
-            to_csv_atomic(table, cache_dir / "status" / f"{out['name']}.csv")
-            results[out["name"]] = table
-            for message in out["messages"]:
-                if message not in warned:  # a sequence cut into jobs repeats its file messages
-                    warned.add(message)
-                    warnings.warn(message, stacklevel=2)
+        results.update(_align(todo, cache_dir, workers, progress, n_todo))
     manifest = _manifest(index, jobs, results)
     to_csv_atomic(manifest, cache_dir / MANIFEST)
     summary = _summary(manifest)
@@ -556,27 +216,40 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     return prepared
 
 
-def _run(jobs, workers, progress, total):
-    from tqdm.auto import tqdm
+def _align(todo: list, cache_dir: Path, workers, progress: bool, n_todo: int) -> dict:
+    """Run the jobs to do; record each job's statuses as it finishes (after its crops are on
+    disk) and warn once per message. Returns ``{job name: status table}``."""
+    results, warned = {}, set()
+    for out in _run(todo, workers, progress, n_todo):
+        table = pd.DataFrame({"frame": out["frames"], "status": out["status"],
+                              "crop": out["crop"], "stamp": out["stamp"]})
+        os.sync()  # the job's crops reach the disk before the job is recorded as done
+        to_csv_atomic(table, cache_dir / "status" / f"{out['name']}.csv")
+        results[out["name"]] = table
+        for message in out["messages"]:
+            if message not in warned:  # a sequence cut into jobs repeats its file messages
+                warned.add(message)
+                warnings.warn(message, stacklevel=3)
+    return results
 
+
+def _run(jobs, workers, progress, total):
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     workers = max(0, min(workers, len(jobs)))
-    bar = tqdm(total=total, unit="frame", desc="prepare", disable=not progress)
+    frames = bar(total=total, unit="frame", desc="prepare", disable=not progress)
     try:
         if workers <= 1:
             for job in jobs:
                 out = run_job(job)
-                bar.update(len(out["frames"]))
+                frames.update(len(out["frames"]))
                 yield out
             return
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             for out in pool.imap_unordered(run_job, jobs):
-                bar.update(len(out["frames"]))
+                frames.update(len(out["frames"]))
                 yield out
     finally:
-        bar.close()
+        frames.close()
 
 
 def _manifest(index: pd.DataFrame, jobs: list, results: dict) -> pd.DataFrame:

@@ -13,16 +13,17 @@ resized to it first, keeping the paper's 256:224 ratio.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from renet_core.base.progress import bar
 from renet_core.data.labels import int_col, occ_col
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-RARE_AUS_BP4D = [1, 2, 15, 23, 24]
 
 
 def resize_size(image_size: int) -> int:
@@ -32,8 +33,6 @@ def resize_size(image_size: int) -> int:
 
 def read_crop(path: str, side: int) -> np.ndarray:
     """RGB uint8 ``side x side`` array of a cached crop."""
-    import cv2
-
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"{path}: cached crop missing or unreadable; run prepare() again")
@@ -83,10 +82,8 @@ class AUDataset(Dataset):
             self.images = self._decode_all(progress)
 
     def _decode_all(self, progress: bool) -> torch.Tensor:
-        from tqdm.auto import tqdm
-
         out = torch.empty((len(self.crops), self.side, self.side, 3), dtype=torch.uint8)
-        for i, path in enumerate(tqdm(self.crops, desc="decode crops", disable=not progress)):
+        for i, path in enumerate(bar(self.crops, desc="decode crops", disable=not progress)):
             out[i] = torch.from_numpy(read_crop(path, self.side))
         return out
 

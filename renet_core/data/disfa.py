@@ -23,8 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from renet_core.data.labels import (DISFA_AUS, LabelFileError, int_col, occ_col,
-                                    occurrence_from_intensity, read_intensity_file)
+from renet_core.data.labels import (
+    DISFA_AUS,
+    LabelFileError,
+    int_col,
+    occ_col,
+    occurrence_from_intensity,
+    read_intensity_file,
+)
 from renet_core.data.layout import LayoutError, Problems, check_root, finalise
 
 LABEL_DIR = "ActionUnit_Labels"

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import h5py
 import numpy as np
+from scipy.io import savemat
 
 
 def canonical_landmarks() -> np.ndarray:
@@ -50,8 +53,6 @@ def face_landmarks(width: int, height: int, eye_distance: float, angle_deg: floa
 
 def draw_face(points: np.ndarray, width: int, height: int, seed: int = 0) -> np.ndarray:
     """A BGR image with a textured background, a skin ellipse, and red eye centres."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     small = rng.integers(40, 200, size=(max(height // 16, 2), max(width // 16, 2), 3),
                          dtype=np.uint8)
@@ -70,8 +71,6 @@ def draw_face(points: np.ndarray, width: int, height: int, seed: int = 0) -> np.
 
 
 def write_jpeg(path, image, quality: int = 90) -> Path:
-    import cv2
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -86,8 +85,6 @@ def _shifted(points, origin: int):
 
 def write_bp4d_mat(path, points: list, origin: int = 1) -> Path:
     """BP4D ``2DFeatures`` file, MATLAB v7.3 layout: ``fit/pred`` cell of 49x2 (None: empty)."""
-    import h5py
-
     points = [_shifted(p, origin) for p in points]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +110,6 @@ def write_bp4d_mat(path, points: list, origin: int = 1) -> Path:
 
 def write_bp4dplus_mat(path, points_by_frame: dict, origin: int = 1) -> Path:
     """BP4D+ ``2DFeatures`` file, MATLAB v5: 1xN struct ``fit`` (frame, pts_2d, headPose)."""
-    from scipy.io import savemat
-
     points_by_frame = {f: _shifted(p, origin) for f, p in points_by_frame.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +134,6 @@ def to_66_points(points49: np.ndarray) -> np.ndarray:
 
 
 def write_disfa_mat(path, points49: np.ndarray, origin: int = 1) -> Path:
-    from scipy.io import savemat
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {"pts": to_66_points(points49) + origin})
@@ -149,8 +142,6 @@ def write_disfa_mat(path, points49: np.ndarray, origin: int = 1) -> Path:
 
 def write_video(path, frames: list, fps: float = 20.0) -> Path:
     """An MJPG ``.avi`` of BGR frames (DISFA's videos are AVI)."""
-    import cv2
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from renet_core.data.bp4d import load_bp4d
+from renet_core.data.bp4dplus import load_bp4dplus
+from renet_core.data.disfa import load_disfa
+
 DATASETS = {"bp4d": "BP4D", "disfa": "DISFA", "bp4dplus": "BP4D+"}
 
 
@@ -25,13 +29,10 @@ def load_index(name: str, root, **options) -> pd.DataFrame:
     """
     key = str(name).lower().replace("+", "plus").replace("-", "").replace("_", "")
     if key == "bp4d":
-        from renet_core.data.bp4d import load_bp4d
         return load_bp4d(root, **options)
     if key == "disfa":
-        from renet_core.data.disfa import load_disfa
         return load_disfa(root, **options)
     if key == "bp4dplus":
-        from renet_core.data.bp4dplus import load_bp4dplus
         return load_bp4dplus(root, **options)
     raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
 

@@ -33,6 +33,14 @@ DISFA_INTENSITY_AUS = list(DISFA_AUS)
 DETECTION_AUS = {"bp4d": BP4D_AUS, "disfa": DISFA_DETECTION_AUS, "bp4dplus": BP4DPLUS_AUS}
 INTENSITY_AUS = {"bp4d": BP4D_INTENSITY_AUS, "disfa": DISFA_INTENSITY_AUS,
                  "bp4dplus": BP4DPLUS_INTENSITY_AUS}
+#: AU lists of the paper's tables (Tables 1-5), per (dataset, task): the datasets' detection AUs
+#: and the intensity AUs of the two intensity tables.
+PAPER_AUS = {
+    **{(ds, "occurrence"): list(aus) for ds, aus in DETECTION_AUS.items()},
+    **{(ds, "intensity"): list(INTENSITY_AUS[ds]) for ds in ("bp4d", "disfa")},
+}
+#: BP4D's rare AUs, whose frames section 4.6 duplicates (Table 8) and whose F1 its claim is about.
+RARE_AUS = (1, 2, 15, 23, 24)
 
 UNKNOWN_CODE = 9
 #: a header with at least this many columns may be read by position (legacy ``0,1,...,99``)

@@ -26,7 +26,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pandas as pd
+from scipy.io import loadmat
+
+from renet_core.data.bp4dplus import zip_images
+from renet_core.data.layout import list_frame_images
 
 N_POINTS = 49
 DISFA_INNER = slice(17, 66)  # 66-point scheme -> 49 inner points (1-based 18..66)
@@ -108,15 +114,12 @@ def read_bp4d_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN,
     origin = check_origin(origin)
     try:
         if _is_hdf5(path):
-            import h5py
-
             with h5py.File(path, "r") as fh:
                 if "fit" not in fh or "pred" not in fh["fit"]:
                     raise LandmarkFileError(f"{path}: no 'fit/pred' in the v7.3 file")
                 refs = np.asarray(fh["fit/pred"]).ravel()
                 return [_entry(lambda: np.asarray(fh[ref]), path, origin,
                                f"fit/pred entry {k}", errors, k) for k, ref in enumerate(refs)]
-        from scipy.io import loadmat
 
         fit = loadmat(path, squeeze_me=True, struct_as_record=False)["fit"]
         return [_entry(lambda: p, path, origin, f"fit.pred entry {k}", errors, k)
@@ -154,8 +157,6 @@ def read_bp4dplus_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN,
     origin = check_origin(origin)
     try:
         if _is_hdf5(path):
-            import h5py
-
             out: dict[int, np.ndarray | None] = {}
             with h5py.File(path, "r") as fh:
                 frames = np.asarray(fh["fit/frame"]).ravel()
@@ -166,7 +167,6 @@ def read_bp4dplus_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN,
                         out[frame] = _entry(lambda: np.asarray(fh[pref]), path, origin,
                                             f"fit entry {k} (frame {frame})", errors, frame)
             return out
-        from scipy.io import loadmat
 
         fit = loadmat(path, squeeze_me=False, struct_as_record=True)
         if "fit" not in fit:
@@ -194,11 +194,8 @@ def read_disfa_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN) -> np.n
     origin = check_origin(origin)
     try:
         if _is_hdf5(path):
-            import h5py
-
             with h5py.File(path, "r") as fh:
                 return _shift(as_points(np.asarray(fh["pts"]).T, path), origin)
-        from scipy.io import loadmat
 
         mat = loadmat(path)
         if "pts" not in mat:
@@ -208,3 +205,92 @@ def read_disfa_landmarks(path: str | Path, origin: int = DEFAULT_ORIGIN) -> np.n
         raise
     except Exception as exc:
         raise _open_error(path, exc) from exc
+
+
+# ------------------------------------------------------------------ the landmarks of one job
+#: Why a frame's landmarks are missing (a manifest ``status``), besides a plain lost frame.
+NO_LANDMARKS = "skipped: no landmarks"
+MALFORMED_LANDMARKS = "skipped: malformed landmarks"
+UNREADABLE_LANDMARKS = "skipped: unreadable landmark file"
+NO_LANDMARK_ENTRY = "skipped: no landmark entry (landmark file shorter than the image list)"
+
+
+def job_landmarks(rows: pd.DataFrame, messages: list,
+                  origin: int = DEFAULT_ORIGIN) -> tuple[list, dict]:
+    """One 0-based 49x2 array or None per row, and ``{row: skip status}`` for the None rows
+    that are not plain lost frames (malformed entry, unreadable file, no entry)."""
+    kind = rows["landmark_kind"].iloc[0]
+    out: list = [None] * len(rows)
+    reasons: dict[int, str] = {}
+    if kind == "disfa_pts":
+        for i, path in enumerate(rows["landmark_path"]):
+            if path:
+                try:
+                    out[i] = read_disfa_landmarks(path, origin)
+                except LandmarkFileError as exc:
+                    messages.append(str(exc))
+                    reasons[i] = (UNREADABLE_LANDMARKS if isinstance(exc, LandmarkReadError)
+                                  else MALFORMED_LANDMARKS)
+        return out, reasons
+    path = rows["landmark_path"].iloc[0]
+    if not path:
+        return out, reasons
+    errors: dict = {}
+    try:
+        if kind == "bp4d_fit_pred":
+            table = read_bp4d_landmarks(path, origin, errors)
+            keys = [int(k) for k in rows["landmark_index"]]
+            n_entries = len(table)
+            out = [table[k] if 0 <= k < n_entries else None for k in keys]
+            beyond = [i for i, k in enumerate(keys) if k >= n_entries]
+        else:
+            table = read_bp4dplus_landmarks(path, origin, errors)
+            keys = [int(k) for k in rows["landmark_index"]]
+            n_entries = len(table) + sum(1 for k in errors if not isinstance(k, int))
+            out = [table.get(k) for k in keys]
+            beyond = [i for i, k in enumerate(keys) if k not in table and k not in errors]
+    except LandmarkFileError as exc:
+        messages.append(str(exc))
+        return out, {i: UNREADABLE_LANDMARKS for i in range(len(rows))}
+    for i, k in enumerate(keys):
+        if k in errors:
+            reasons[i] = MALFORMED_LANDMARKS
+    # one message per malformed entry this job uses (each names the file and the entry)
+    messages.extend(errors[k] for k in sorted({k for k in keys if k in errors}))
+    messages.extend(v for k, v in errors.items() if not isinstance(k, int))
+    n_images, where = (_sequence_images(rows) if beyond or kind == "bp4d_fit_pred"
+                       else (None, ""))
+    if n_images is not None and n_entries < n_images:
+        messages.append(f"{path}: {n_entries} landmark entries for {n_images} images in "
+                        f"{where}; expected one entry per image: labelled frames without an "
+                        "entry are skipped")
+    elif beyond and kind != "bp4d_fit_pred":
+        missing = sorted(int(keys[i]) for i in beyond if rows["image_path"].iloc[i])
+        if missing:
+            messages.append(f"{path}: no landmark entry for labelled frame(s) {missing[:10]}"
+                            f"{' ...' if len(missing) > 10 else ''}; expected an entry per "
+                            "frame: these frames are skipped")
+    for i in beyond:
+        if rows["image_path"].iloc[i]:
+            reasons[i] = NO_LANDMARK_ENTRY
+    return out, reasons
+
+
+def _sequence_images(rows: pd.DataFrame) -> tuple[int | None, str]:
+    """Number of images of the job's sequence (folder or zip task folder) and where they are."""
+    with_image = rows.loc[rows["image_path"] != ""]
+    if with_image.empty:
+        return None, ""
+    first = with_image.iloc[0]
+    kind = first["image_kind"]
+    try:
+        if kind == "file":
+            folder = Path(first["image_path"]).parent
+            return len(list_frame_images(folder)), str(folder)
+        if kind == "zip":
+            task = str(first["image_member"]).replace("\\", "/").split("/")[-2].upper()
+            return (len(zip_images(Path(first["image_path"])).get(task, {})),
+                    f"{first['image_path']}:{task}")
+    except Exception:  # an unreadable folder or zip is reported where the images are read
+        return None, ""
+    return None, ""

@@ -41,12 +41,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..data.layout import SYNTH_MARKER as MARKER
-from ..io import write_text_atomic
-from .aus import AUS, AU_INDEX, AU_NAMES
+from renet_core.base.io import write_text_atomic
+from renet_core.data.layout import SYNTH_MARKER as MARKER
+
+from .aus import AU_INDEX, AU_NAMES, AUS
 from .labels import TARGET_RATES, generate_sequences, task_is_coded
 from .layouts import _quirks, default_workers, write_frames, write_labels
 from .plans import PLANS, SIZES

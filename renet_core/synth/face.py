@@ -219,6 +219,10 @@ def render_face(ident: Identity, amplitudes: np.ndarray, pose: Pose, width: int,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic frame.
 
+    One long function on purpose: it paints the face in painter's order (background to lips,
+    then light, blur and noise), and SynthAU's pixels, hence every cached crop and result, depend
+    on that exact sequence of operations; it reads top to bottom as the face is drawn.
+
     ``amplitudes`` is ``[17]`` continuous AU intensities 0-5 (order :data:`aus.AUS`).
     Returns ``(image uint8 [H, W, 3] BGR, landmarks [68, 2] pixels)``; the landmarks are the
     ones the face was drawn from.

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
-from ..data.labels import BP4D_AUS
+from renet_core.base.progress import bar as progress_bar
+from renet_core.data.labels import BP4D_AUS
+
 from .aus import AU_INDEX
 from .face import IDX49, IDX66, Pose
 from .labels import Sequence, rng_for, task_is_coded
@@ -226,7 +227,7 @@ def _disfa_unit(args) -> int:
 def run_units(fn, units: list, workers: int, progress: bool, desc: str, total: int) -> int:
     """Run ``fn`` over ``units`` (in-process for ``workers <= 1``) with a tqdm bar over frames."""
     done = 0
-    bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress)
+    bar = progress_bar(total=total, desc=desc, unit="frame", disable=not progress)
     try:
         if workers <= 1 or len(units) <= 1:
             for u in units:

@@ -1,0 +1,186 @@
+"""One run: train and evaluate one fold of a config whose initial weights are resolved, and
+file its checkpoints, predictions and result rows in the results store (section 4.3).
+
+:func:`renet_core.engine.run.run` is what users call: it resolves ``pretrained="standin"`` first
+(:mod:`renet_core.engine.standin`, itself a run of this module) and then calls :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from renet_core import __version__
+from renet_core.base import ddp, metrics
+from renet_core.base.device import pick_device
+from renet_core.base.io import TIME_FORMAT
+from renet_core.engine.config import ExperimentConfig
+from renet_core.engine.evaluate import predict, score_predictions
+from renet_core.engine.loop import fit
+from renet_core.engine.precision import eval_loader, uses_channels_last
+from renet_core.engine.resume import check_checkpoints
+from renet_core.engine.splits import Splits, load_splits, make_dataset, relation_from_training
+from renet_core.engine.store import ResultsStore
+from renet_core.model import build_model, load_checkpoint
+
+
+@dataclass
+class RunResult:
+    """What a run returns: the result rows and where everything was written."""
+
+    config_hash: str
+    rows: pd.DataFrame
+    run_dir: Path
+    skipped: bool = False
+    history: list = field(default_factory=list)
+
+    def per_au(self, metric: str) -> pd.Series:
+        sel = self.rows[self.rows["metric"] == metric]
+        return pd.Series(sel["value"].to_numpy(), index=sel["au"].to_numpy(), name=metric)
+
+
+def as_config(config) -> ExperimentConfig:
+    """``config`` (an ExperimentConfig or a dict of its fields) as a checked ExperimentConfig."""
+    cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config)
+    return cfg.validated()
+
+
+def finished(cfg: ExperimentConfig) -> RunResult | None:
+    """The stored result of ``cfg`` when its run is done and ``force`` is off, else None."""
+    store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+    if cfg.force or not store.is_done(key):
+        return None
+    rows = store.load()
+    return RunResult(key, rows[rows["config_hash"] == key].reset_index(drop=True), store.run_dir(key), skipped=True)
+
+
+def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
+            dataset_factory=None, pretrained: str | os.PathLike | None = None) -> RunResult:
+    """Train and evaluate one fold of ``cfg`` from the initial weights ``pretrained`` (None,
+    "imagenet" or a state_dict file: never "standin", which :func:`renet_core.engine.run.run`
+    resolves); write checkpoints, predictions and result rows. A finished config is returned from
+    the store unless ``cfg.force``; an interrupted one resumes from ``last.pt``. ``splits`` and
+    ``dataset_factory(frames, cfg, train)`` bypass the data layer (tests, own frames)."""
+    done = finished(cfg)
+    if done is not None:
+        return done
+    store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+    run_dir = store.run_dir(key)
+    info = ddp.env_info()
+    if cfg.force and info.is_main:
+        for name in ("done.json", "last.pt", "best.pt"):
+            (run_dir / name).unlink(missing_ok=True)
+    if info.is_main:   # temp files of killed runs go; a bad best.pt/last.pt fails now, before any data work
+        check_checkpoints(run_dir)
+    device = pick_device(cfg.device)
+    info = ddp.setup(device)
+    device = ddp.device_for(info, device)
+    splits = splits or load_splits(cfg)
+    make = dataset_factory or make_dataset
+    if info.is_main:
+        store.save_config(key, cfg.to_dict())
+    model = _initial_model(cfg, splits, pretrained, device)
+    val_set = make(splits.val, cfg, False) if len(splits.val) else None
+    history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
+    rows = pd.DataFrame()
+    if info.is_main:
+        rows = evaluate_model(model, cfg, splits, store, device, make, history)
+    ddp.barrier(info)
+    ddp.cleanup(info)
+    return RunResult(key, rows, run_dir, history=history)
+
+
+def _initial_model(cfg: ExperimentConfig, splits: Splits, pretrained, device):
+    """The run's model before training: seeded, RE-Net's relation from the training labels."""
+    torch.manual_seed(cfg.seed)
+    relation = relation_from_training(pd.concat([splits.train, splits.val]), cfg) if cfg.model == "renet" else None
+    try:
+        model = build_model(cfg.model, cfg.resolved_aus(), cfg.task, relation=relation,
+                            relation_mode=cfg.relation_mode, pretrained=pretrained,
+                            denominator=cfg.denominator, head=cfg.head, seed=cfg.seed,
+                            bn_momentum=cfg.bn_momentum, bn_warm_start=cfg.bn_warm_start).to(device)
+    except ValueError as exc:
+        if "denominator" not in str(exc):
+            raise
+        raise ValueError(f"{cfg.dataset} fold {cfg.fold}, relation from the training labels: {exc} "
+                         "(config: denominator='abs')") from exc
+    if uses_channels_last(device, cfg):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
+                   make=make_dataset, history=None) -> pd.DataFrame:
+    """Test-set evaluation of a trained model: predictions saved, rows written, run marked done."""
+    key = cfg.config_hash()
+    if cfg.holdout_aus:  # Table 6: derive unseen AUs' parameters from trained ones (Eq. 4-5)
+        ddp.unwrap(model).derive_unseen_aus([cfg.resolved_aus().index(a) for a in cfg.holdout_aus])
+    test_set = make(splits.test, cfg, False)
+    loader = eval_loader(test_set, cfg, pin=device.type == "cuda")
+    pred = predict(model, loader, device, cfg, desc="test", features=cfg.save_features)
+    per_metric = score_predictions(pred, cfg)
+    arrays = {"y_true": pred["y_true"], "scores": pred["scores"], "aus": np.array(cfg.resolved_aus()),
+              "subject": np.asarray(splits.test["subject"].astype(str), dtype=str),
+              "frame": np.asarray(splits.test["frame"].astype(str), dtype=str) if "frame" in splits.test else np.array([], dtype=str)}
+    if cfg.task == "intensity":
+        arrays["y_pred"] = metrics.decode_intensity(pred["scores"], cfg.intensity_rule)
+    arrays.update({k: pred[k] for k in ("features", "features_index") if k in pred})
+    store.save_predictions(key, **arrays)
+    epochs = len(history) if history else None
+    rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
+                       n_test=len(test_set), epochs_trained=epochs)
+    store.add_rows(rows)
+    store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
+                          "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
+    return rows
+
+
+def result_rows(cfg, per_metric: dict[str, np.ndarray], source: str, synthetic: bool,
+                n_test: int, epochs_trained: int | None) -> pd.DataFrame:
+    """Tidy rows: one per (dataset, task, method, fold, AU, metric)."""
+    aus = cfg.resolved_aus()
+    records = []
+    for metric, values in per_metric.items():
+        for au, value in zip(aus, values):
+            records.append({"dataset": cfg.dataset, "task": cfg.task, "method": cfg.method_name(),
+                            "fold": cfg.fold, "au": au, "metric": metric, "seed": cfg.seed,
+                            "value": float(value), "config_hash": cfg.config_hash(),
+                            "package_version": __version__, "data_source": source,
+                            "synthetic": bool(synthetic), "profile": cfg.profile or "",
+                            "n_test": n_test, "epochs_trained": epochs_trained,
+                            "heldout": au in set(cfg.holdout_aus)})
+    return pd.DataFrame.from_records(records)
+
+
+def evaluate(config, checkpoint: str | os.PathLike | None = None,
+             splits: Splits | None = None, dataset_factory=None) -> pd.DataFrame:
+    """Re-evaluate a trained run on its test fold from ``checkpoint`` (default: its ``best.pt``).
+
+    The rows are filed under this config's run and mark it done, so a checkpoint whose model
+    (kind, task, AUs, RE-Net's relation mode and head) differs from the config is refused before
+    any data is prepared, naming each difference."""
+    cfg = as_config(config)
+    store = ResultsStore(cfg.results_dir)
+    own = store.run_dir(cfg.config_hash()) / "best.pt"
+    path = Path(checkpoint) if checkpoint else own
+    if not path.is_file():
+        hint = "train this config first, or give the checkpoint to evaluate" if path == own else "check the path"
+        raise FileNotFoundError(f"checkpoint not found: {path}; {hint}")
+    device = pick_device(cfg.device)
+    expect = {"model": cfg.model, "task": cfg.task, "aus": cfg.resolved_aus(),
+              "relation_mode": cfg.relation_mode, "head": cfg.head}
+    try:
+        model, _ = load_checkpoint(path, aus=cfg.resolved_aus(), map_location="cpu", expect=expect)
+    except ValueError as exc:
+        if path != own and "config says" in str(exc):
+            raise ValueError(f"{exc}: {own}") from None
+        raise
+    model.to(device)
+    return evaluate_model(model, cfg, splits or load_splits(cfg), store, device, dataset_factory or make_dataset)

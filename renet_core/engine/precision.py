@@ -1,0 +1,78 @@
+"""Batches on their device: mixed precision (autocast), memory layout, the per-epoch seeds and
+the data loaders of training and evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data.distributed import DistributedSampler
+
+from renet_core.base import ddp
+
+
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` on ``device``, None for full precision. CUDA: bf16 where
+    supported ("auto"/"bf16"), fp16 ("fp16", or "auto" without bf16 support). CPU: bf16 only when
+    asked for ("bf16"; "auto" stays float32, the CPU's fastest exact choice). Other devices: off."""
+    if amp == "off":
+        return None
+    if device.type == "cuda":
+        return torch.float16 if uses_fp16(device, amp) else torch.bfloat16
+    if device.type == "cpu" and amp == "bf16":
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, amp: str):
+    """Mixed precision as :func:`amp_dtype` decides (``torch.autocast``), or a no-op."""
+    dtype = amp_dtype(device, amp)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def uses_fp16(device: torch.device, amp: str) -> bool:
+    """fp16 autocast (which needs loss scaling) rather than bf16 or full precision."""
+    return device.type == "cuda" and (amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()))
+
+
+def uses_channels_last(device: torch.device, cfg) -> bool:
+    """Whether batches and the model use the channels-last memory layout (``cfg.channels_last``:
+    on CUDA, where convolutions are faster with it)."""
+    return device.type == "cuda" and bool(cfg.channels_last)
+
+
+def to_device(batch, device: torch.device, channels_last: bool):
+    images, target, mask = batch
+    non_blocking = device.type == "cuda"
+    images = images.to(device, non_blocking=non_blocking)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, target.to(device, non_blocking=non_blocking), mask.to(device, non_blocking=non_blocking)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (run seed, epoch): shuffling, AU choice and augmentation of that epoch."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
+
+
+def train_loader(dataset: Dataset, cfg, epoch: int, info: ddp.DistInfo, pin: bool) -> DataLoader:
+    """Shuffled batches for one epoch; ``cfg.steps_per_epoch`` caps the number of batches."""
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+    drop_last = len(dataset) > cfg.batch_size
+    if info.enabled:
+        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+    else:
+        n = len(dataset) if not cfg.steps_per_epoch else cfg.steps_per_epoch * cfg.batch_size
+        sampler = RandomSampler(dataset, num_samples=n, generator=generator)
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last,
+                      num_workers=cfg.num_workers, pin_memory=pin, generator=generator,
+                      persistent_workers=False)
+
+
+def eval_loader(dataset: Dataset, cfg, pin: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=cfg.eval_batch_size or cfg.batch_size, shuffle=False,
+                      num_workers=cfg.num_workers, pin_memory=pin)

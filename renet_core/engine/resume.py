@@ -1,0 +1,107 @@
+"""Resuming a run: ``last.pt`` (weights, optimiser, epoch, early-stopping state, RNG) and
+``best.pt`` (the selected epoch) of a run folder, checked before a run (re)starts so that a
+missing or damaged checkpoint is an error naming the fix, never a silent test of another
+epoch's weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from renet_core.base import ddp
+from renet_core.base.io import remove_partial_files, torch_save_atomic
+from renet_core.base.progress import say
+from renet_core.model import read_checkpoint
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restart_hint(run_dir: Path) -> str:
+    return f"delete the run folder {run_dir} to train this run from scratch, or rerun with force=True"
+
+
+def read_run_checkpoint(path: Path) -> dict:
+    """:func:`read_checkpoint` of a run's ``last.pt``/``best.pt``; errors name the fix."""
+    try:
+        return read_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"{exc}; {restart_hint(path.parent)}") from exc
+
+
+def _drop_unvouched(best: Path, why: str) -> None:
+    if best.exists():
+        best.unlink(missing_ok=True)
+        say(f"removed {best} ({why}; it is not this run's best epoch)")
+
+
+def check_checkpoints(run_dir: str | Path) -> dict | None:
+    """Make ``run_dir`` safe to (re)start a run in, before any data is prepared or epoch trained;
+    returns the training state saved in ``last.pt`` (None: the run starts from scratch).
+
+    * Temporary files of checkpoints (or other files) whose writer was killed are removed.
+    * An unreadable ``last.pt`` is an error naming the fix.
+    * ``best.pt`` must hold the epoch that ``last.pt`` records as the best. Missing, unreadable or
+      of another epoch, it is rewritten from ``last.pt`` when the best epoch is the last finished
+      one (a kill between the two writes: ``last.pt`` holds those very weights); otherwise the
+      best weights are lost, and that is an error naming the fix -- never a silent test of the
+      last epoch's weights.
+    * A ``best.pt`` that no ``last.pt`` vouches for (a run killed during its first epoch, a
+      ``last.pt`` deleted by hand, no epoch ever improved) is removed: it is not this run's.
+    """
+    run_dir = Path(run_dir)
+    remove_partial_files(run_dir)
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    if not last.exists():
+        _drop_unvouched(best, f"no {last.name}: the run starts from scratch")
+        return None
+    payload = read_run_checkpoint(last)
+    if not isinstance(payload.get("train_state"), dict):
+        raise ValueError(f"checkpoint {last} holds no training state (not a last.pt of a run); "
+                         f"{restart_hint(run_dir)}")
+    state = payload["train_state"]
+    best_epoch, epoch = int(state.get("best_epoch", 0)), int(state.get("epoch", 0))
+    if best_epoch <= 0:
+        _drop_unvouched(best, f"{last.name} records no best epoch")
+        return state
+    problem = None
+    if not best.exists():
+        problem = "is missing"
+    else:
+        try:
+            found = read_checkpoint(best)
+        except ValueError as exc:
+            problem = f"is unreadable ({exc})"
+        else:
+            same_model = all(found.get(k) == payload.get(k) for k in ("kind", "task", "aus"))
+            if found.get("epoch") != best_epoch or not same_model:
+                problem = (f"holds epoch {found.get('epoch')} of a {found.get('kind')} model, not the "
+                           f"best epoch {best_epoch} recorded in {last.name}")
+    if problem is None:
+        return state
+    if best_epoch == epoch:
+        keep = {k: v for k, v in payload.items() if k not in ("optimizer", "train_state", "rng")}
+        keep["epoch"] = best_epoch
+        torch_save_atomic(keep, best)
+        say(f"{best} {problem}; rewritten from {last.name} (the best epoch, {best_epoch}, is its last)")
+        return state
+    raise ValueError(f"{best} {problem}: the weights of the best epoch ({best_epoch} of {epoch} trained) "
+                     f"are lost, and testing another epoch's would be a wrong result; {restart_hint(run_dir)}")
+
+
+def restore(model, optimizer, path: Path) -> dict:
+    """Load ``last.pt`` into ``model`` and ``optimizer``; returns the saved training state."""
+    payload = read_run_checkpoint(path)
+    try:
+        ddp.unwrap(model).load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); "
+                         f"{restart_hint(path.parent)}") from exc
+    torch.set_rng_state(payload["rng"]["torch"])
+    return payload["train_state"]

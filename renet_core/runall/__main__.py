@@ -1,0 +1,115 @@
+"""Run every reproduction notebook with papermill and write ``results/README.md``.
+
+    python -m renet_core.runall --profile demo [--only NAME ...] [--jobs N]
+
+Each notebook in ``notebooks/`` is executed (some once per dataset, e.g. ``01_detection`` for
+BP4D, DISFA and BP4D+) with the parameters ``profile``, the output folders and the dataset
+roots from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS`` (a dataset that is not
+configured falls back to its SynthAU twin, and its tables say so). Executed copies go to
+``results/notebooks/``. A failing notebook does not stop the others; the exit status is non-zero
+if any failed. ``--jobs N`` runs N notebooks at a time, spread over the GPUs with
+``CUDA_VISIBLE_DEVICES`` when there are several.
+
+What each notebook reproduces is declared in ``renet_core.study``; a notebook lists what it
+wrote in a small manifest (:func:`renet_core.study.record_outputs`) that the index
+(:mod:`renet_core.runall.index`) reads into the README; the jobs are run by
+:mod:`renet_core.runall.jobs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from renet_core.base.io import TIME_FORMAT, write_text_atomic
+from renet_core.engine import PROFILE_NAMES
+from renet_core.runall.index import copy_store_rows, git_commit, write_readme
+from renet_core.runall.jobs import REPO, discover_jobs, run_jobs, select_jobs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m renet_core.runall", description=__doc__.split("\n")[0])
+    p.add_argument("--profile", default="demo", choices=PROFILE_NAMES)
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="run only notebooks whose name starts with NAME (repeatable), e.g. 01_detection_bp4d")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks at a time (one GPU each when there are several)")
+    p.add_argument("--notebooks", default=str(REPO / "notebooks"))
+    p.add_argument("--results", default=str(REPO / "results"))
+    p.add_argument("--figures", default=str(REPO / "figures"))
+    p.add_argument("--store", default=None, help="runs folder (default $RENET_CACHE/runs/<profile>)")
+    p.add_argument("--folds", default=None, help="e.g. 1,2,3 (default: all three)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per notebook")
+    p.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    return p.parse_args(argv)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts(received: list[int]):
+    """SIGINT and SIGTERM (kill, a scheduler, a closed session) raise KeyboardInterrupt in the main
+    thread, so the running notebooks are stopped, their processes ended and their status recorded
+    as "interrupted" (:func:`renet_core.runall.jobs.run_jobs`); the signal goes to ``received``."""
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    all_jobs = discover_jobs(Path(args.notebooks))
+    jobs = select_jobs(all_jobs, args.only)
+    if args.list:
+        print("\n".join(j.name for j in jobs))
+        return 0
+    if not jobs:
+        print(f"no notebooks found in {args.notebooks}", file=sys.stderr)
+        return 1
+    results, figures = Path(args.results).resolve(), Path(args.figures).resolve()
+    store = Path(args.store).resolve() if args.store else None
+    extra: dict = {"store_dir": store and str(store), "device": args.device,
+                   "folds": [int(f) for f in args.folds.split(",")] if args.folds else None}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    names = [j.name for j in all_jobs]
+    received: list[int] = []
+    started, commit = time.perf_counter(), git_commit()   # the code the notebooks run (before they write)
+    try:
+        with signals_as_interrupts(received):
+            outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, commit)
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        copy_store_rows(args.profile, results, store)
+        readme = write_readme(results, names, args.profile, store)
+        print(f"[runall] interrupted ({signal.Signals(signum).name}); the running notebooks were stopped "
+              f"and recorded as interrupted; see {readme}", file=sys.stderr)
+        return 128 + int(signum)
+    copy_store_rows(args.profile, results, store)
+    if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
+        write_text_atomic(results / "notebooks" / "total.json", json.dumps(
+            {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
+             "commit": commit, "finished": dt.datetime.now().strftime(TIME_FORMAT)}, indent=2))
+    readme = write_readme(results, names, args.profile, store)
+    failed = [r.job.name for r in outcome if r.status != "ok"]
+    print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")
+    if failed:
+        print(f"[runall] failed: {', '.join(failed)} (logs in {results / 'notebooks'})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The results index of ``run_all``: ``results/README.md`` (every table and figure with its
+notebook's status, run time, profile, data source and commit; which runs the last full run
+trained and which it reused; the claims scoreboard), ``results/claims.csv`` and
+``results/<profile>_runs.csv``, all read through the results store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from renet_core.base.device import pick_device
+from renet_core.base.io import TIME_FORMAT, to_csv_atomic, write_text_atomic
+from renet_core.engine import ResultsStore
+from renet_core.study import default_store, finished_rows, scoreboard
+from renet_core.study.claims import render as render_claims
+from renet_core.study.report import markdown_grid
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """``<sha>`` of HEAD, with "+ uncommitted changes" when the tree is dirty; "unknown" outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return sha + (" + uncommitted changes" if dirty else "")
+
+
+def load_statuses(results: Path, names: Sequence[str]) -> list[dict]:
+    """The recorded status of every job in ``names`` that has run (in that order), with the
+    outputs its notebook recorded (only for successful runs)."""
+    out = []
+    for name in names:
+        path = results / "notebooks" / f"{name}.status.json"
+        if not path.exists():
+            continue
+        try:
+            status = json.loads(path.read_text())
+        except ValueError:
+            continue
+        manifest = results / "notebooks" / f"{name}.outputs.json"
+        status["outputs"] = []
+        if status.get("status") == "ok" and manifest.exists():
+            try:
+                status["outputs"] = json.loads(manifest.read_text())
+            except ValueError:
+                pass
+        out.append(status)
+    return out
+
+
+def _rel(path: str, base: Path) -> str:
+    try:
+        return os.path.relpath(Path(path).resolve(), base.resolve())
+    except ValueError:
+        return str(path)
+
+
+def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "") -> str:
+    """The text of ``results/README.md``: every table and figure with its notebook's status, run
+    time, profile, data source and commit; ``provenance`` (:func:`run_provenance`) says which of
+    the tables' runs the last full run trained and which it found finished in the store."""
+    n_failed = sum(s["status"] != "ok" for s in statuses)
+    lines = ["# Regenerated tables and figures", "",
+             "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
+             "markdown file with the paper's values, this run's values and their difference; figures are PNG.", "",
+             f"- device of the last run: {device}",
+             f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", *_total_line(results),
+             *([provenance] if provenance else []), ""]
+    if any(s["profile"] != "paper" for s in statuses) or any(
+            "synth" in o["data_source"].lower() for s in statuses for o in s["outputs"]):
+        lines += ["Outputs whose data source says SynthAU come from synthetic data: they are **not** a "
+                  "reproduction of the paper's numbers, only a check that the whole study runs.", ""]
+    body = []
+    for s in statuses:
+        nb = f"[{s['name']}](notebooks/{s['name']}.ipynb)"
+        common = [nb, s["status"], f"{s['seconds']:.0f} s", s["profile"], f"`{s['commit']}`"]
+        if not s["outputs"]:
+            body.append(["", "(none recorded)", *common, s.get("error", "")])
+        for o in s["outputs"]:
+            path = results / "notebooks" / o["path"]   # manifests hold paths relative to their folder
+            body.append([o.get("kind", ""), f"[{o['name']}]({_rel(path, results)})", *common, o["data_source"]])
+    header = ["kind", "output", "notebook", "status", "run time", "profile", "commit", "data source / error"]
+    lines += [markdown_grid(header, body), ""]
+    lines += ["Run time is the notebook's wall time; a run already finished by an earlier notebook (e.g. "
+              "RE-Net on BP4D, shared by Tables 1, 6, 7 and 8 and Fig. 3) is reused, not retrained.", ""]
+    return "\n".join(lines)
+
+
+def _total_line(results: Path) -> list[str]:
+    """The wall time of the last full ``run_all`` (every notebook, SynthAU writing included)."""
+    path = results / "notebooks" / "total.json"
+    try:
+        total = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [f"- total time of the last full run: {total['seconds'] / 60:.1f} min for {total['notebooks']} notebooks "
+            f"({total['profile']} profile, commit `{total['commit']}`, finished {total['finished']}; after "
+            "installation, SynthAU writing included)"]
+
+
+def run_provenance(results: Path, profile: str, store: Path | None = None) -> str:
+    """A README line: of the runs the tables use, how many finished during the last full run
+    (trained by it) and how many were already in the store (reused by run identity: a rerun on a
+    kept cache trains only what changed, so its total time is not a fresh run's; the reused runs'
+    recorded epoch times give the fresh-cache estimate, :func:`_typical_run_seconds`). From the
+    runs' ``done.json`` ("finished", "history") and ``total.json``; empty when either is missing."""
+    try:
+        total = json.loads((results / "notebooks" / "total.json").read_text())
+        end = dt.datetime.strptime(total["finished"], TIME_FORMAT)
+        start = end - dt.timedelta(seconds=float(total["seconds"]))
+        rows_by_table, _ = finished_rows(profile, store_dir=store)
+    except Exception:  # noqa: BLE001 - a line of the README; the README must still be written
+        return ""
+    hashes = {h for rows in rows_by_table.values() if "config_hash" in rows
+              for h in rows["config_hash"].dropna().astype(str)}
+    runs = ResultsStore(default_store(profile) if store is None else store)
+    trained = reused = later = 0
+    reused_seconds = 0.0
+    for key in sorted(hashes):
+        try:
+            done = runs.done_summary(key)
+            finished = dt.datetime.strptime(done["finished"], TIME_FORMAT)
+        except (OSError, ValueError, KeyError):
+            continue
+        if finished < start:
+            reused += 1
+            reused_seconds += _typical_run_seconds(done.get("history", []))
+        elif finished <= end:
+            trained += 1
+        else:
+            later += 1
+    if not trained + reused + later:
+        return ""
+    line = f"- runs behind the tables: {trained + reused + later}; the last full run trained {trained}"
+    if reused:
+        line += (f" and reused {reused} finished before it started (same run identity), so its total time "
+                 "is not a fresh cache's")
+        if reused_seconds:
+            fresh = float(total["seconds"]) + reused_seconds
+            line += (f"; the reused runs train in about {reused_seconds / 60:.0f} min (per run its median "
+                     f"epoch time in `done.json` times its epochs), so a fresh cache needs about "
+                     f"{fresh / 60:.0f} min (stand-in backbones not counted)")
+    elif not later:
+        line += " (all of them: a fresh cache)"
+    if later:
+        line += f"; {later} finished after it (later partial runs)"
+    return line
+
+
+def _typical_run_seconds(history: list) -> float:
+    """A run's training time from its per-epoch ``seconds``: the median epoch times the number of
+    epochs, so that an epoch slowed by other work on the machine does not count as the run's cost."""
+    seconds = [float(h["seconds"]) for h in history if isinstance(h, dict) and "seconds" in h]
+    return statistics.median(seconds) * len(seconds) if seconds else 0.0
+
+
+def describe_device() -> str:
+    device = str(pick_device())
+    if device.startswith("cuda"):
+        return device + f" ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} visible)"
+    return device + f" ({os.cpu_count()} cores)"
+
+
+def write_readme(results: Path, names: Sequence[str], profile: str | None = None, store: Path | None = None) -> Path:
+    """``results/README.md``: the index of outputs and, given the ``profile`` whose runs are in
+    ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``)."""
+    provenance = run_provenance(results, profile, store) if profile else ""
+    text = readme_text(load_statuses(results, names), results, describe_device(), provenance)
+    if profile:
+        text += "\n" + claims_section(profile, results, store)
+    return write_text_atomic(results / "README.md", text)
+
+
+def claims_section(profile: str, results: Path, store: Path | None = None) -> str:
+    """The scoreboard of ``renet_core.claims`` as markdown; a failure to compute it is reported
+    in its place (the index is still written)."""
+    try:
+        board = scoreboard(profile, store_dir=store)
+    except Exception as exc:  # noqa: BLE001 - the README must still be written
+        return f"## Claims scoreboard\n\nNot computed: {type(exc).__name__}: {exc}\n"
+    to_csv_atomic(board, results / "claims.csv", index=False, float_format="%.4f")
+    return render_claims(board)
+
+
+def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> Path | None:
+    """Merge the profile's tidy result rows into ``results/<profile>_runs.csv``: rows of runs
+    already there (same config hash, method, fold, AU, metric) are replaced, the others kept,
+    so that ``--only`` on another machine or store never drops the rows of committed tables."""
+    rows = ResultsStore(store or default_store(profile)).load()
+    if rows.empty:
+        return None
+    target = results / f"{profile}_runs.csv"
+    if target.exists():
+        rows = pd.concat([pd.read_csv(target), rows], ignore_index=True)
+        key = [c for c in ("config_hash", "dataset", "task", "method", "fold", "au", "metric", "seed")
+               if c in rows.columns]
+        rows = rows.drop_duplicates(subset=key, keep="last")
+    to_csv_atomic(rows, target, index=False)
+    return target

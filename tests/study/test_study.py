@@ -1,0 +1,174 @@
+"""The study layer: tables declared as configs, rows found by run identity (renet_core.study)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from renet_core import study
+from renet_core.engine.profiles import profile_setting
+from renet_core.engine.store import ResultsStore
+from renet_core.study import board as board_module
+from renet_core.study import configs, report
+
+
+@pytest.fixture(autouse=True)
+def _no_real_roots(monkeypatch, tmp_path):
+    for var in ("RENET_BP4D", "RENET_DISFA", "RENET_BP4DPLUS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+
+
+def fake_rows(cfg, value: float) -> pd.DataFrame:
+    aus = cfg.resolved_aus()
+    return pd.DataFrame({"dataset": cfg.dataset, "task": cfg.task, "method": cfg.method_name(), "fold": cfg.fold,
+                         "au": aus, "metric": "f1", "seed": cfg.seed, "value": value,
+                         "config_hash": cfg.config_hash(), "data_source": "SynthAU smoke (synthetic)",
+                         "synthetic": True})
+
+
+def test_every_spec_row_selects_exactly_its_own_configs(tmp_path):
+    """Rows are found by run identity: a run with the same method label but another setting (lr)
+    is never picked up, and each table row gets exactly its folds' runs."""
+    spec = study.TABLES["table7"]
+    configs = study.spec_configs(spec, "smoke", folds=[1, 2], store_dir=tmp_path)
+    assert list(configs) == [r.key for r in spec.rows]
+    assert all(len(c) == 2 for c in configs.values())
+    hashes = {c.config_hash() for cfgs in configs.values() for c in cfgs}
+    assert len(hashes) == 8                                       # 4 methods x 2 folds, all distinct
+    decoy = configs["renet"][0].replace(lr=0.5)                   # same label "renet", other run
+    assert decoy.method_name() == "renet" and decoy.config_hash() not in hashes
+    rows = pd.concat([fake_rows(c, 0.1 * i) for i, c in enumerate(c for cfgs in configs.values() for c in cfgs)]
+                     + [fake_rows(decoy, 0.99)], ignore_index=True)
+    picked = study.select_rows(rows, configs)
+    assert set(picked["config_hash"]) == hashes
+    assert (picked["value"] != 0.99).all()
+    for key, cfgs in configs.items():
+        assert set(picked.loc[picked["entry"] == key, "config_hash"]) == {c.config_hash() for c in cfgs}
+
+
+def test_row_overrides_reach_the_config_and_shared_runs_share_an_identity(tmp_path):
+    t6 = study.spec_configs(study.TABLES["table6"], "smoke", folds=[1], store_dir=tmp_path)
+    t1 = study.spec_configs(study.TABLES["table1"], "smoke", folds=[1], store_dir=tmp_path)
+    t8 = study.spec_configs(study.TABLES["table8"], "smoke", folds=[1], store_dir=tmp_path)
+    assert t6["renet-unseenAU23"][0].holdout_aus == [23] and t6["renet-unseenAU24"][0].holdout_aus == [24]
+    assert t8["renet+DA"][0].duplicate_aus == study.DUPLICATED_AUS
+    # RE-Net of Table 1 is the reference row of Table 6 and the "w/o DA" row of Table 8: one run
+    assert t1["renet"][0].config_hash() == t6["renet"][0].config_hash() == t8["renet"][0].config_hash()
+    strategies = study.spec_configs(study.TABLES["strategies"], "smoke", folds=[1], store_dir=tmp_path)
+    assert strategies["renet-all"][0].strategy == "all"
+    # a user's override reaches every run, a row's own setting wins over it
+    changed = study.spec_configs(study.TABLES["table7"], "smoke", folds=[1], store_dir=tmp_path,
+                                 lr=0.01, model="resnet18")
+    assert {c[0].lr for c in changed.values()} == {0.01}
+    assert changed["renet-learnable"][0].model == "renet"
+
+
+def test_every_detection_and_intensity_table_is_declared_once():
+    assert [study.table_name("occurrence", d) for d in ("bp4d", "disfa", "bp4dplus")] == ["table1", "table2", "table3"]
+    assert [study.table_name("intensity", d) for d in ("bp4d", "disfa")] == ["table4", "table5"]
+    with pytest.raises(ValueError, match="no intensity table"):
+        study.table_name("intensity", "bp4dplus")
+    with pytest.raises(ValueError, match="unknown table or figure"):
+        study.reproduce("table9")
+
+
+def test_chance_rows_come_from_the_saved_test_labels(tmp_path):
+    """Always-positive F1 = 2p/(1+p) and the label prior's expected F1 = p, per AU and fold."""
+    spec = study.TABLES["table1"]
+    configs = study.spec_configs(spec, "smoke", folds=[1], store_dir=tmp_path)
+    cfg = configs["renet"][0]
+    store = ResultsStore(cfg.results_dir)
+    aus = cfg.resolved_aus()
+    y = np.zeros((10, len(aus)))
+    y[:4, 0] = 1                      # AU1: p = 0.4
+    y[:, 1] = 1                       # AU2: p = 1
+    y[0, 2] = np.nan                  # AU4: unlabelled frame ignored, p = 0
+    store.save_predictions(cfg.config_hash(), y_true=y, scores=y, aus=np.array(aus))
+    store.mark_done(cfg.config_hash(), {})
+    rows = study.chance_rows(configs, spec)
+    got = rows.set_index(["entry", "au"])["value"]
+    assert got[("always-positive", 1)] == pytest.approx(2 * 0.4 / 1.4)
+    assert got[("label-prior", 1)] == pytest.approx(0.4)
+    assert got[("always-positive", 2)] == pytest.approx(1.0)
+    assert got[("always-positive", 4)] == pytest.approx(0.0)
+    table = report.build_table(rows, spec)
+    chance = table[table["entry"] == "always-positive"]
+    assert list(chance["row"]) == ["this run"] and chance["AU1"].item() == pytest.approx(100 * 2 * 0.4 / 1.4)
+
+
+def test_table_shows_fold_spread_paper_only_methods_and_chance(tmp_path):
+    spec = study.TABLES["table1"]
+    aus = spec.aus
+    rows = []
+    for fold, v in ((1, 0.5), (2, 0.6), (3, 0.7)):
+        rows.append(pd.DataFrame({"entry": "renet", "method": "renet", "fold": fold, "au": aus, "metric": "f1",
+                                  "value": v, "data_source": "SynthAU demo (synthetic)", "synthetic": True}))
+    table = report.build_table(pd.concat(rows, ignore_index=True), spec)
+    ours = table[(table["entry"] == "renet") & (table["row"] == "this run")].iloc[0]
+    assert ours["Avg"] == pytest.approx(60.0) and ours["Avg sd"] == pytest.approx(10.0)
+    paper_only = table[table["entry"].str.startswith("paper:")]
+    assert list(paper_only["method"])[:3] == ["LSVM", "JPML", "DRML"]      # the paper's order
+    assert set(paper_only["row"]) == {"paper"}
+    assert table.index[table["entry"] == "paper:DRML"][0] < table.index[table["entry"] == "renet"][0]
+    md = report.render_markdown(table)
+    assert "60.0 ± 10.0" in md and "| DRML |" in md
+
+
+def test_comparison_budget_applies_to_bp4d_detection_runs_only(tmp_path):
+    """The demo's BP4D detection runs (Tables 1, 6, 7, 8, strategies, Fig. 3) get the longer
+    comparison budget; other tables keep the profile's steps; a user's own steps win."""
+    budget = profile_setting("demo", "table_budgets", ("bp4d", "occurrence"))
+    long_steps = budget["epochs"] * budget["steps_per_epoch"]
+    for name in ("table1", "table6", "table7", "table8"):
+        for cfgs in study.spec_configs(study.TABLES[name], "demo", store_dir=tmp_path).values():
+            assert all(c.epochs * c.steps_per_epoch == long_steps for c in cfgs)
+    for name in ("table2", "table3", "table4", "table5"):
+        for cfgs in study.spec_configs(study.TABLES[name], "demo", store_dir=tmp_path).values():
+            assert all(c.epochs * c.steps_per_epoch == 100 for c in cfgs)       # the demo profile's
+    strategies = study.spec_configs(study.TABLES["strategies"], "demo", store_dir=tmp_path)
+    one, every = strategies["renet"][0], strategies["renet-all"][0]
+    assert one.config_hash() == study.spec_configs(study.TABLES["table1"], "demo", folds=[1],
+                                                    store_dir=tmp_path)["renet"][0].config_hash()
+    assert every.steps_per_epoch == round(budget["steps_per_epoch"] / len(every.resolved_aus()))   # "1/C"
+    assert study.TABLES["strategies"].row("renet-all").scale(6) == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="steps_scale"):
+        study.Row("x", "x", {}, steps_scale="half").scale(12)
+    mine = study.spec_configs(study.TABLES["table1"], "demo", folds=[1], store_dir=tmp_path, steps_per_epoch=7)
+    assert mine["renet"][0].steps_per_epoch == 7
+    assert study.config("smoke", "bp4d", store_dir=tmp_path).steps_per_epoch == 4   # other profiles untouched
+
+
+def test_under_trained_marks_the_demo_tables_below_the_parity_steps(tmp_path):
+    """study.under_trained: the demo's 100-step tables (DISFA, BP4D+, intensity) are below
+    PARITY_STEPS, the BP4D comparison runs are not (strategy 1 counts C AUs a step); the paper
+    profile does not cap steps."""
+    flags = {name: study.under_trained(study.spec_configs(spec, "demo", store_dir=tmp_path), "demo")
+             for name, spec in study.TABLES.items()}
+    parity = study.parity_steps("demo", "bp4d", "occurrence")
+    for name in ("table1", "table6", "table7", "table8", "strategies"):
+        assert flags[name] == (parity, False), name
+    for name in ("table2", "table3", "table4", "table5"):
+        assert flags[name] == (100, True), name
+    every = study.spec_configs(study.TABLES["strategies"], "demo", store_dir=tmp_path)["renet-all"][0]
+    assert study.au_steps(every) == every.epochs * every.steps_per_epoch * 12 >= parity
+    paper = study.spec_configs(study.TABLES["table1"], "paper", store_dir=tmp_path)
+    assert study.under_trained(paper, "paper") == (None, False)
+
+
+def test_scoreboard_builds_each_tables_configs_once(tmp_path, monkeypatch):
+    """study.scoreboard shares one set of configs between finished_rows and the budget mark
+    (Table 1's fold-1 pair for Fig. 3 is the one extra build); on an empty store no claim is run."""
+    calls = []
+    real = study.spec_configs
+
+    def counting(spec, *args, **kwargs):
+        calls.append(spec)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(configs, "spec_configs", counting)   # what table_configs calls
+    monkeypatch.setattr(board_module, "spec_configs", counting)
+    board = study.scoreboard("demo", store_dir=tmp_path)
+    assert len(calls) == len(study.TABLES) + 1
+    assert (board["verdict"] == "not run").all() and not board["under_trained"][board["table"] == "table1"].any()
