@@ -83,7 +83,7 @@ class RelationGraph(nn.Module):
             if matrix is None:
                 raise ValueError(
                     "relation_mode='fixed' needs a relation matrix, e.g. "
-                    "renet_core.relation.pearson_relation(training_labels)")
+                    "renet_core.model.pearson_relation(training_labels)")
             weights = self._check_matrix(matrix)
             self.register_buffer("weight", weights)
         elif mode == "learnable":

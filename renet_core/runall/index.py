@@ -185,7 +185,7 @@ def write_readme(results: Path, names: Sequence[str], profile: str | None = None
 
 
 def claims_section(profile: str, results: Path, store: Path | None = None) -> str:
-    """The scoreboard of ``renet_core.claims`` as markdown; a failure to compute it is reported
+    """The scoreboard of ``renet_core.study.claims`` as markdown; a failure to compute it is reported
     in its place (the index is still written)."""
     try:
         board = scoreboard(profile, store_dir=store)

@@ -1,4 +1,4 @@
-"""Training dynamics of RE-Net against ResNet-18 (notebook 09, docs/reproduction-notes.md).
+"""Training dynamics of RE-Net against ResNet-18 (notebook 09, docs/training-dynamics.md).
 
 RE-Net trains one AU per batch (section 3.4, strategy 2): each AU's own parameters (gamma_c,
 beta_c of every BN layer, Eq. 3) are trained in ~1/C of the steps, and with a shared output layer
@@ -202,7 +202,7 @@ def render_markdown(table: pd.DataFrame, base, steps: int, eval_every: int, sour
              f"BN refresh {base.bn_refresh_batches} batches, seed {base.seed}, profile {base.profile}. "
              f"{steps} training steps per curve (strategy all: fewer, see `steps`), validation every "
              f"{eval_every} steps on held-out training subjects; test F1 is that of the weights "
-             f"picked by validation F1. Made by `renet_core.dynamics.study` (notebook 09); rerun: "
+             f"picked by validation F1. Made by `renet_core.study.dynamics.study` (notebook 09); rerun: "
              f"`{rerun_command(base, steps, eval_every, table['variant'])}`.", "",
              f"Always-positive test F1 per AU: " + ", ".join(f"AU{a} {v:.2f}" for a, v in zip(aus, all_pos))
              + f" (mean {np.mean(all_pos):.3f}).", "",

@@ -1,5 +1,5 @@
 """Run identity (issue: a run is identified by its data and every setting that changes its
-numbers) and a results store keyed by it (renet_core.experiment, renet_core.results)."""
+numbers) and a results store keyed by it (renet_core.engine.identity, renet_core.engine.store)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The claims scoreboard (renet_core.claims): differences, spreads and verdicts from result rows."""
+"""The claims scoreboard (renet_core.study.claims): differences, spreads and verdicts from result rows."""
 
 from __future__ import annotations
 

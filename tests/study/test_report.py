@@ -1,4 +1,4 @@
-"""Paper tables rebuilt from hand-made result rows (renet_core.report)."""
+"""Paper tables rebuilt from hand-made result rows (renet_core.study.report)."""
 
 from __future__ import annotations
 
