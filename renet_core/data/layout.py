@@ -67,7 +67,9 @@ def list_frame_images(folder: Path) -> dict[int, Path]:
 
 
 class Problems:
-    """Counted, named problems found while indexing (reported once per kind as a warning)."""
+    """Counted, named problems found while indexing (reported once per kind as a warning for a
+    real copy; SynthAU's are the deliberate imitations of the real datasets' quirks, recorded in
+    ``attrs["problems"]`` without a warning)."""
 
     def __init__(self, dataset: str):
         self.dataset = dataset
@@ -80,10 +82,11 @@ class Problems:
         self.counts[kind] += count
         self.examples.setdefault(kind, example)
 
-    def report(self) -> dict[str, int]:
+    def report(self, warn: bool = True) -> dict[str, int]:
         for kind, count in self.counts.items():
-            warnings.warn(f"{self.dataset}: {count} x {kind} (first: {self.examples[kind]})",
-                          stacklevel=3)
+            if warn:
+                warnings.warn(f"{self.dataset}: {count} x {kind} (first: {self.examples[kind]})",
+                              stacklevel=3)
         return dict(self.counts)
 
 
@@ -125,7 +128,7 @@ def finalise(sequences: list[pd.DataFrame], dataset: str, root: Path, aus, inten
         "root": str(root),
         "aus": list(aus),
         "intensity_aus": list(intensity_aus),
-        "problems": problems.report(),
+        "problems": problems.report(warn=marker is None),
         **conventions,
     })
     return index

@@ -185,9 +185,23 @@ def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | N
     if note:
         with open(log, "a") as fh:
             fh.write(f"\n{note}\n")
+    for written in (out_nb, log):
+        scrub_paths(written)
     seconds = time.perf_counter() - start
     error = "" if status == "ok" else note if status == "interrupted" else _error_summary(log)
     return JobResult(job, status, seconds, log, error, env.get("CUDA_VISIBLE_DEVICES"))
+
+
+def scrub_paths(path: Path, repo: Path = REPO) -> None:
+    """Rewrite the machine's own paths in an executed notebook or log (papermill's metadata,
+    warnings, printed paths): the repository's root becomes relative, the home folder ``~``, so a
+    committed copy shows no path of the machine that ran it."""
+    if not path.is_file():
+        return
+    text = path.read_text(errors="replace")
+    scrubbed = text.replace(f"{repo.resolve()}{os.sep}", "").replace(f"{Path.home().resolve()}{os.sep}", f"~{os.sep}")
+    if scrubbed != text:
+        write_text_atomic(path, scrubbed)
 
 
 def _error_summary(log: Path, lines: int = 3) -> str:

@@ -233,3 +233,16 @@ def test_readme_says_which_table_runs_the_last_full_run_trained_and_which_it_reu
     assert index.run_provenance(results, "smoke", store).endswith("trained 2 (all of them: a fresh cache)")
     (runs.run_dir(rows[0]["config_hash"]) / "done.json").write_text(json.dumps({"finished": "2026-01-01 12:00:00"}))
     assert index.run_provenance(results, "smoke", store).endswith("trained 1; 1 finished after it (later partial runs)")
+
+
+def test_executed_copies_show_no_path_of_the_machine(tmp_path, monkeypatch):
+    """run_all rewrites the repository's root (relative) and the home folder (~) in what it keeps."""
+    repo, home = tmp_path / "clone", tmp_path / "home"
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))
+    kept = tmp_path / "nb.ipynb"
+    kept.write_text(f'{{"input_path": "{repo}/notebooks/07_tsne.ipynb", "cache": "{home}/.cache/renet_core"}}')
+    jobs.scrub_paths(kept, repo)
+    assert kept.read_text() == '{"input_path": "notebooks/07_tsne.ipynb", "cache": "~/.cache/renet_core"}'
+    params = jobs.job_parameters(jobs.discover_jobs(NOTEBOOKS)[0], "smoke", NOTEBOOKS.parent / "results",
+                                 NOTEBOOKS.parent / "figures", {})
+    assert not any(str(v).startswith("/") for v in params.values()), params
