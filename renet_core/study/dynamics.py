@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from renet_core.base.io import write_bytes_atomic, write_text_atomic
-from renet_core.base.metrics import always_positive_f1, f1_per_au
+from renet_core.base.metrics import always_positive_f1
 from renet_core.engine import ResultsStore, label_columns, load_splits, profile_setting, run
+from renet_core.engine.evaluate import score_predictions
 from renet_core.study.configs import config
 from renet_core.study.figures import pyplot
 
@@ -151,7 +152,9 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     aus = base.resolved_aus()
     splits = load_splits(base)
     label_cols = label_columns(base)
-    all_pos = always_positive_f1(splits.test[label_cols].to_numpy(dtype=float))
+    # the chance level: always-positive F1 per AU; ICC for intensity, where a constant predictor has 0
+    all_pos = (always_positive_f1(splits.test[label_cols].to_numpy(dtype=float)) if base.task == "occurrence"
+               else np.zeros(len(aus)))
     curves, tests = [], []
     for variant in chosen:
         cfg = variant_config(base, variant, steps, eval_every, keep=[k for k, v in changes.items() if v is not None])
@@ -159,7 +162,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
         result = run(cfg, splits=splits)
         history = result.history or _stored_history(cfg)
         curves.append(curve_rows(variant, cfg, history, aus))
-        f1 = test_f1(cfg, result.config_hash)
+        f1 = test_set_score(cfg, result.config_hash)
         tests.append({"variant": variant.name, "test_f1": float(np.nanmean(f1)),
                       "test_aus_f1_0": int((f1 <= 0).sum()),
                       "test_aus_above_all_pos": int((f1 > all_pos).sum())})
@@ -181,11 +184,11 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
             "table_path": out_dir / f"{name}.md", "source": source, "config": base}
 
 
-def test_f1(cfg, key: str) -> np.ndarray:
-    """Per-AU test F1 of a run, recomputed from its saved predictions (not from the results
-    table, whose rows are keyed by method label and may hold another config's numbers)."""
+def test_set_score(cfg, key: str) -> np.ndarray:
+    """Per-AU test F1 (ICC(3,1) for intensity) of a run, recomputed from its saved predictions
+    (not from the results table, whose rows are keyed by method label)."""
     pred = ResultsStore(cfg.results_dir).load_predictions(key)
-    return f1_per_au(pred["y_true"], pred["scores"], threshold=cfg.threshold)
+    return score_predictions(pred, cfg)["f1" if cfg.task == "occurrence" else "icc"]
 
 
 def _stored_history(cfg) -> list[dict]:
