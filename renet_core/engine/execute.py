@@ -71,6 +71,7 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
     done = finished(cfg)
     if done is not None:
         return done
+    started = time.time()
     store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
     run_dir = store.run_dir(key)
     info = ddp.env_info()
@@ -91,7 +92,7 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
     history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
     rows = pd.DataFrame()
     if info.is_main:
-        rows = evaluate_model(model, cfg, splits, store, device, make, history)
+        rows = evaluate_model(model, cfg, splits, store, device, make, history, started)
     ddp.barrier(info)
     ddp.cleanup(info)
     return RunResult(key, rows, run_dir, history=history)
@@ -117,8 +118,11 @@ def _initial_model(cfg: ExperimentConfig, splits: Splits, pretrained, device):
 
 
 def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
-                   make=make_dataset, history=None) -> pd.DataFrame:
-    """Test-set evaluation of a trained model: predictions saved, rows written, run marked done."""
+                   make=make_dataset, history=None, started: float | None = None) -> pd.DataFrame:
+    """Test-set evaluation of a trained model: predictions saved, rows written, run marked done.
+    The run record (``done.json``) keeps the per-epoch history, the training steps and, given the
+    run's ``started`` time, its wall seconds (data, training and test): what run_all's estimates
+    of the time still to go are made of."""
     key = cfg.config_hash()
     if cfg.holdout_aus:  # Table 6: derive unseen AUs' parameters from trained ones (Eq. 4-5)
         ddp.unwrap(model).derive_unseen_aus([cfg.resolved_aus().index(a) for a in cfg.holdout_aus])
@@ -137,7 +141,10 @@ def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
     rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
                        n_test=len(test_set), epochs_trained=epochs)
     store.add_rows(rows)
+    per_epoch = cfg.steps_per_epoch or len(splits.train) // cfg.batch_size
     store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
+                          "model": cfg.model, "strategy": cfg.strategy, "steps": (epochs or 0) * per_epoch,
+                          "seconds": round(time.time() - started, 1) if started else None,
                           "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
     return rows
 

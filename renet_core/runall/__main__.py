@@ -32,6 +32,7 @@ from renet_core.base.io import TIME_FORMAT, write_text_atomic
 from renet_core.engine import PROFILE_NAMES
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
 from renet_core.runall.jobs import REPO, discover_jobs, run_jobs, select_jobs
+from renet_core.runall.plan import Reporter, make_plan, progress_line
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,18 +87,24 @@ def main(argv=None) -> int:
                    "folds": [int(f) for f in args.folds.split(",")] if args.folds else None}
     extra = {k: v for k, v in extra.items() if v is not None}
     names = [j.name for j in all_jobs]
+    plan = make_plan([j.name for j in jobs], args.profile, store, folds=extra.get("folds"))
+    print(progress_line(plan), flush=True)
+    reporter = Reporter(plan, say=lambda line: print(line, flush=True))
+    reporter.start()
     received: list[int] = []
     started, commit = time.perf_counter(), git_commit()   # the code the notebooks run (before they write)
     try:
         with signals_as_interrupts(received):
             outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, commit)
     except KeyboardInterrupt:
+        reporter.stop()
         signum = received[0] if received else signal.SIGINT
         copy_store_rows(args.profile, results, store)
         readme = write_readme(results, names, args.profile, store)
         print(f"[runall] interrupted ({signal.Signals(signum).name}); the running notebooks were stopped "
               f"and recorded as interrupted; see {readme}", file=sys.stderr)
         return 128 + int(signum)
+    reporter.stop()
     copy_store_rows(args.profile, results, store)
     if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
         write_text_atomic(results / "notebooks" / "total.json", json.dumps(

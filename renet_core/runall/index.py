@@ -19,6 +19,7 @@ import torch
 from renet_core.base.device import pick_device
 from renet_core.base.io import TIME_FORMAT, to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore
+from renet_core.runall.plan import fresh_cache_seconds, job_overhead, make_plan
 from renet_core.study import default_store, finished_rows, scoreboard
 from renet_core.study.claims import render as render_claims
 from renet_core.study.report import markdown_grid
@@ -68,10 +69,13 @@ def _rel(path: str, base: Path) -> str:
         return str(path)
 
 
-def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "") -> str:
+def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "",
+                fresh: dict[str, float | None] | None = None) -> str:
     """The text of ``results/README.md``: every table and figure with its notebook's status, run
-    time, profile, data source and commit; ``provenance`` (:func:`run_provenance`) says which of
-    the tables' runs the last full run trained and which it found finished in the store."""
+    time, what it costs on a fresh cache (``fresh``: seconds per job, :func:`fresh_costs`),
+    profile, data source and commit; ``provenance`` (:func:`run_provenance`) says which of the
+    tables' runs the last full run trained and which it found finished in the store."""
+    fresh = fresh or {}
     n_failed = sum(s["status"] != "ok" for s in statuses)
     lines = ["# Regenerated tables and figures", "",
              "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
@@ -86,16 +90,22 @@ def readme_text(statuses: list[dict], results: Path, device: str, provenance: st
     body = []
     for s in statuses:
         nb = f"[{s['name']}](notebooks/{s['name']}.ipynb)"
-        common = [nb, s["status"], f"{s['seconds']:.0f} s", s["profile"], f"`{s['commit']}`"]
+        cost = fresh.get(s["name"])
+        common = [nb, s["status"], f"{s['seconds']:.0f} s", "" if cost is None else f"{cost / 60:.1f} min",
+                  s["profile"], f"`{s['commit']}`"]
         if not s["outputs"]:
             body.append(["", "(none recorded)", *common, s.get("error", "")])
         for o in s["outputs"]:
             path = results / "notebooks" / o["path"]   # manifests hold paths relative to their folder
             body.append([o.get("kind", ""), f"[{o['name']}]({_rel(path, results)})", *common, o["data_source"]])
-    header = ["kind", "output", "notebook", "status", "run time", "profile", "commit", "data source / error"]
+    header = ["kind", "output", "notebook", "status", "run time", "fresh cache", "profile", "commit",
+              "data source / error"]
     lines += [markdown_grid(header, body), ""]
-    lines += ["Run time is the notebook's wall time; a run already finished by an earlier notebook (e.g. "
-              "RE-Net on BP4D, shared by Tables 1, 6, 7 and 8 and Fig. 3) is reused, not retrained.", ""]
+    lines += ["Run time is the notebook's wall time in the last run; a run already finished by an earlier "
+              "notebook (e.g. RE-Net on BP4D, shared by Tables 1, 6, 7 and 8 and Fig. 3) is reused, not "
+              "retrained. Fresh cache: what `./run_all.sh --only NAME` costs alone on an empty cache, i.e. the "
+              "recorded wall seconds (`done.json`) of every training run its tables need, shared ones included, "
+              "plus the notebook's own time; measured on the machine that made these runs.", ""]
     return "\n".join(lines)
 
 
@@ -167,6 +177,20 @@ def _typical_run_seconds(history: list) -> float:
     return statistics.median(seconds) * len(seconds) if seconds else 0.0
 
 
+def fresh_costs(statuses: list[dict], profile: str, store: Path | None = None) -> dict[str, float | None]:
+    """Per job, what it costs alone on a fresh cache (:func:`renet_core.runall.plan.fresh_cache_seconds`
+    plus its own time beyond training); an empty mapping when the estimate cannot be made."""
+    try:
+        the_plan = make_plan([s["name"] for s in statuses], profile, store)
+        out = {}
+        for s in statuses:
+            runs = fresh_cache_seconds(the_plan, s["name"])
+            out[s["name"]] = None if runs is None else runs + job_overhead(s, the_plan)
+        return out
+    except Exception:  # noqa: BLE001 - a column of the README; the README must still be written
+        return {}
+
+
 def describe_device() -> str:
     device = str(pick_device())
     if device.startswith("cuda"):
@@ -178,7 +202,9 @@ def write_readme(results: Path, names: Sequence[str], profile: str | None = None
     """``results/README.md``: the index of outputs and, given the ``profile`` whose runs are in
     ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``)."""
     provenance = run_provenance(results, profile, store) if profile else ""
-    text = readme_text(load_statuses(results, names), results, describe_device(), provenance)
+    statuses = load_statuses(results, names)
+    fresh = fresh_costs(statuses, profile, store) if profile else {}
+    text = readme_text(statuses, results, describe_device(), provenance, fresh)
     if profile:
         text += "\n" + claims_section(profile, results, store)
     return write_text_atomic(results / "README.md", text)

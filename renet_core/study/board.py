@@ -9,7 +9,7 @@ import pandas as pd
 from renet_core.engine import ResultsStore, fingerprints_once
 from renet_core.engine.store import is_synthetic
 from renet_core.study import claims
-from renet_core.study.configs import chance_rows, parity_steps, select_rows, spec_configs, table_configs, under_trained
+from renet_core.study.configs import chance_rows, parity_steps, select_rows, table_configs, under_trained
 from renet_core.study.figures import feature_inputs
 from renet_core.study.tables import CHANCE_ENTRIES, TABLES, TSNE_AUS
 
@@ -40,38 +40,41 @@ def finished_rows(profile: str, store_dir=None, roots: dict | None = None, confi
 
 @fingerprints_once()
 def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **changes) -> pd.DataFrame:
-    """The claims scoreboard (:func:`renet_core.study.claims.scoreboard`) of the runs in the store, with
-    Fig. 3's silhouette claim when its two runs (Table 1, fold 1) are there."""
+    """The claims scoreboard (:func:`renet_core.study.claims.scoreboard`) of the runs in the store,
+    with Fig. 3's silhouette claim over the folds whose two Table 1 runs are there, and each
+    claim's RE-Net steps against the parity steps of its dataset and task."""
     configs_by_table = table_configs(profile, store_dir, roots, **changes)
     rows_by_table, synthetic = finished_rows(profile, store_dir, roots, configs_by_table, **changes)
-    extra = []
-    spec = TABLES["table1"]
-    fold1 = {key: cfgs[0] for key, cfgs in spec_configs(spec, profile, (roots or {}).get("bp4d"), [1], store_dir,
-                                                          **changes).items()}
-    store = ResultsStore(fold1["renet"].results_dir)
-    if all(store.is_done(c.config_hash()) for c in fold1.values()):
-        pred = {k: store.load_predictions(c.config_hash()) for k, c in fold1.items()}
-        if all("features" in p for p in pred.values()):
-            claim = claims.silhouette_claim(feature_inputs(pred), TSNE_AUS)
-            claim["data"] = "synthetic" if synthetic.get("table1") else "real"
-            extra.append(claim)
+    table1 = configs_by_table["table1"]
+    store = ResultsStore(table1["renet"][0].results_dir)
+    features = {}
+    for renet, resnet in zip(table1["renet"], table1["resnet18"]):
+        pair = {"renet": renet, "resnet18": resnet}
+        if all(store.is_done(c.config_hash()) for c in pair.values()):
+            pred = {k: store.load_predictions(c.config_hash()) for k, c in pair.items()}
+            if all("features" in p for p in pred.values()):
+                features[renet.fold] = feature_inputs(pred)
+    claim = claims.silhouette_claim(features, TSNE_AUS)
+    claim["data"] = ("synthetic" if synthetic.get("table1") else "real") if features else ""
 
-    def predictions(table: str, entry: str):
-        """A row's saved test predictions when the table ran it once (one fold), else None."""
+    def predictions(table: str, entry: str) -> dict | None:
+        """A row's saved test predictions per fold (``{fold: arrays}``), or None."""
         rows = rows_by_table.get(table)
         if rows is None or "config_hash" not in rows:
             return None
-        hashes = rows.loc[rows["entry"] == entry, "config_hash"].dropna().astype(str).unique()
-        if len(hashes) != 1 or not store.is_done(hashes[0]):
+        runs = rows.loc[rows["entry"] == entry, ["fold", "config_hash"]].dropna().drop_duplicates()
+        if runs.empty or not all(store.is_done(str(h)) for h in runs["config_hash"]):
             return None
-        return store.load_predictions(hashes[0])
+        return {int(f): store.load_predictions(str(h)) for f, h in zip(runs["fold"], runs["config_hash"])}
 
-    board = claims.scoreboard(rows_by_table, synthetic, extra, predictions)
-    steps, short = {}, {}
+    board = claims.scoreboard(rows_by_table, synthetic, [claim], predictions)
+    steps, short, parity = {}, {}, {}
     for name, configs in configs_by_table.items():
         steps[name], short[name] = under_trained(configs, profile)
-    steps["fig3"], short["fig3"] = steps["table1"], short["table1"]     # Fig. 3 uses Table 1's fold-1 runs
+        parity[name] = parity_steps(profile, TABLES[name].dataset, TABLES[name].task)
+    for key in (steps, short, parity):     # Fig. 3 uses Table 1's runs
+        key["fig3"] = key["table1"]
     board["renet_steps"] = pd.array([steps.get(t) for t in board["table"]], dtype="Int64")
+    board["parity"] = pd.array([parity.get(t) for t in board["table"]], dtype="Int64")
     board["under_trained"] = [bool(short.get(t, False)) for t in board["table"]]
-    board.attrs["parity_steps"] = parity_steps(profile, "bp4d", "occurrence")
     return board

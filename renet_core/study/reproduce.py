@@ -29,6 +29,7 @@ from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.data.index import DATASETS as DATASET_NAMES
 from renet_core.data.labels import PAPER_AUS
 from renet_core.engine import ResultsStore, dataset_root, fingerprints_once, profile_setting, run
+from renet_core.engine.precision import amp_dtype
 from renet_core.model import pearson_relation
 from renet_core.model.speed import inference_times
 from renet_core.study.configs import chance_rows, config, run_configs, spec_configs, training_budget
@@ -95,12 +96,20 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
     rows = run_configs(configs)
     if spec.chance and "f1" in spec.metrics:
         rows = pd.concat([rows, chance_rows(configs, spec, rows)], ignore_index=True)
-    where = str(pick_device(device))
-    table = build_table(rows, spec, device=where)
+    table = build_table(rows, spec, device=describe_compute(configs, device))
     csv_path, md_path = write_table(table, tables_dir, name, training_budget(configs))
     source = table.loc[(table["row"] == "this run") & ~table["entry"].isin(CHANCE_ENTRIES),
                        "data source"].iloc[-1]
     return Reproduced(name, md_path.read_text(), source, [csv_path, md_path], table=table)
+
+
+def describe_compute(configs: dict[str, list], device: str | None = None) -> str:
+    """Where the table's runs compute, for its data source: the device, and the autocast precision
+    when it is not float32 (e.g. "cpu, bf16 autocast")."""
+    dev = pick_device(device)
+    dtypes = {amp_dtype(dev, c.amp) for cfgs in configs.values() for c in cfgs}
+    names = sorted(str(d).replace("torch.", "") for d in dtypes if d is not None)
+    return str(dev) + (f", {' / '.join(names)} autocast" if names else "")
 
 
 def relation_matrices(roots: dict, profile: str = "demo", store_dir=None, **changes):

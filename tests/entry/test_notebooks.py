@@ -246,3 +246,38 @@ def test_executed_copies_show_no_path_of_the_machine(tmp_path, monkeypatch):
     params = jobs.job_parameters(jobs.discover_jobs(NOTEBOOKS)[0], "smoke", NOTEBOOKS.parent / "results",
                                  NOTEBOOKS.parent / "figures", {})
     assert not any(str(v).startswith("/") for v in params.values()), params
+
+
+def test_job_tables_are_the_notebooks_reproduce_calls():
+    """runall's plan knows which tables each notebook reproduces; this reads it off the notebooks."""
+    import json
+    import re
+
+    from renet_core.runall.plan import JOB_TABLES
+    from renet_core.study import TABLE_OF
+
+    for job in jobs.discover_jobs(NOTEBOOKS):
+        code = "".join("".join(c["source"]) for c in json.loads(job.notebook.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        names = set(re.findall(r'study\.reproduce\("(\w+)"', code))
+        for task in re.findall(r'study\.table_name\("(\w+)", dataset\)', code):
+            names.add(TABLE_OF[(task, job.parameters["dataset"])])
+        names = {"table1" if n == "fig3" else n for n in names} - {"fig2", "efficiency"}
+        assert set(JOB_TABLES.get(job.name, ())) == names, job.name
+
+
+def test_plan_counts_runs_and_estimates_the_time_to_go_from_recorded_step_costs(tmp_path):
+    from renet_core.engine import ResultsStore
+    from renet_core.runall import plan as planning
+
+    the_plan = planning.make_plan(["01_detection_bp4d", "07_tsne"], "smoke", tmp_path / "runs")
+    assert len(the_plan.configs) == 6 and set(the_plan.by_job["07_tsne"]) <= set(the_plan.by_job["01_detection_bp4d"])
+    assert planning.minutes_to_go(the_plan) == (0, 6, None)              # nothing recorded yet
+    cfgs = list(the_plan.configs.items())
+    for key, cfg in cfgs[:1] + cfgs[3:4]:                                 # one resnet18, one renet run done
+        ResultsStore(cfg.results_dir).mark_done(key, {"seconds": 16.0, "steps": 8, "finished": "x"})
+    assert {c.model for _, c in cfgs[:1] + cfgs[3:4]} == {"resnet18", "renet"}
+    done, total, minutes = planning.minutes_to_go(the_plan)
+    assert (done, total) == (2, 6) and minutes == pytest.approx(4 * 8 * 2.0 / 60)   # 4 runs x 8 steps x 2 s
+    assert planning.fresh_cache_seconds(the_plan, "01_detection_bp4d") == pytest.approx(6 * 16.0)
+    assert "2 of 6 done; about 1 min to go" in planning.progress_line(the_plan)

@@ -1,12 +1,14 @@
-"""The claims scoreboard (renet_core.study.claims): differences, spreads and verdicts from result rows."""
+"""The claims scoreboard (renet_core.study.claims, renet_core.study.intervals): per-fold
+differences, 95% intervals with known answers, verdict rules, the test-sampling bootstrap."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from renet_core.study import claims
+from renet_core.study import claims, intervals
 
 
 def rows(entry: str, values: dict[int, list[float]], aus=(1, 2, 4)) -> pd.DataFrame:
@@ -15,94 +17,92 @@ def rows(entry: str, values: dict[int, list[float]], aus=(1, 2, 4)) -> pd.DataFr
                          for fold, vs in values.items() for au, v in zip(aus, vs)])
 
 
+def test_paired_t_interval_by_hand():
+    mean, low, high = intervals.paired_t_interval([10.0, 20.0, 0.0])      # mean 10, sd 10, n 3
+    half = 4.302652729911275 * 10.0 / np.sqrt(3)                           # t(0.975, 2) = 4.3027
+    assert (mean, low, high) == pytest.approx((10.0, 10.0 - half, 10.0 + half))
+    assert intervals.paired_t_interval([1.0, 3.0])[1:] == pytest.approx(
+        (2.0 - stats.t.ppf(0.975, 1) * np.sqrt(2) / np.sqrt(2), 2.0 + stats.t.ppf(0.975, 1)))
+    one = intervals.paired_t_interval([5.0])                               # one run: no interval
+    assert one[0] == 5.0 and one[1] == -np.inf and one[2] == np.inf
+
+
 def test_verdicts_follow_the_interval():
-    assert claims.verdict(3.0, 1.0) == "holds"
-    assert claims.verdict(-3.0, 1.0) == "does not hold"
-    assert claims.verdict(0.5, 1.0) == "inconclusive"
-    assert claims.verdict(0.5, float("nan")) == "inconclusive"
-    assert claims.verdict(0.5, 1.0, equivalent=True) == "holds"          # |0.5| + 1 <= 2
-    assert claims.verdict(5.0, 1.0, equivalent=True) == "does not hold"  # 5 - 1 > 2
-    assert claims.verdict(1.5, 1.0, equivalent=True) == "inconclusive"
+    assert intervals.verdict(0.5, 3.0) == "holds"
+    assert intervals.verdict(-3.0, -0.1) == "does not hold"
+    assert intervals.verdict(-0.5, 1.0) == "inconclusive"
+    assert intervals.verdict(-np.inf, np.inf) == "inconclusive"
+    assert intervals.verdict(-1.5, 1.9, margin=2.0) == "holds"             # inside +-2
+    assert intervals.verdict(2.5, 6.0, margin=2.0) == "does not hold"      # wholly outside
+    assert intervals.verdict(1.0, 3.0, margin=2.0) == "inconclusive"
 
 
-def test_paired_difference_uses_fold_sd_then_au_standard_error():
-    claim = claims.CLAIMS[0]                                           # renet vs resnet18, table 1
-    three = pd.concat([rows("renet", {1: [.6, .6, .6], 2: [.7, .7, .7], 3: [.5, .5, .5]}),
+def test_subject_bootstrap_knows_only_test_sampling():
+    rng = np.random.default_rng(3)
+    subjects = np.repeat(np.arange(40), 20)                               # 40 subjects x 20 frames
+    effect = rng.normal(0, 1.0, 40)[subjects]                             # per-subject difference
+    sd, low, high = intervals.subject_bootstrap([(subjects, lambda idx: effect[idx].mean())], resamples=3000)
+    expected = effect.reshape(40, 20)[:, 0].std(ddof=0) / np.sqrt(40)     # se of a mean of 40 subjects
+    assert sd == pytest.approx(expected, rel=0.1) and low < effect.mean() < high
+    same = intervals.subject_bootstrap([(subjects, lambda idx: 0.0)] * 2, resamples=50)
+    assert same == (0.0, 0.0, 0.0)
+
+
+def test_coverage_simulation_justifies_the_t_interval():
+    """With retraining noise, an interval that knows only test sampling covers far too rarely;
+    the paired t-interval over three folds keeps its 95%."""
+    assert intervals.coverage("t", retrain_sd=2.0, test_sd=1.0) == pytest.approx(0.95, abs=0.015)
+    assert intervals.coverage("test-only", retrain_sd=2.0, test_sd=1.0) < 0.7     # theory: 0.62
+    assert intervals.coverage("test-only", retrain_sd=0.0, test_sd=1.0) == pytest.approx(0.95, abs=0.015)
+
+
+def test_scoreboard_decides_by_the_interval_and_names_the_paper_difference():
+    three = pd.concat([rows("renet", {1: [.6, .6, .6], 2: [.7, .7, .7], 3: [.62, .62, .62]}),
                        rows("resnet18", {1: [.5, .5, .5], 2: [.5, .5, .5], 3: [.5, .5, .5]})])
-    got = claims.paired_difference(three, claim)
-    assert got["difference"] == pytest.approx(10.0)                    # F1 points
-    assert got["spread"] == pytest.approx(10.0)                        # sd of (10, 20, 0)
-    assert got["spread_from"] == "sd over 3 folds" and got["folds"] == 3
-    one = pd.concat([rows("renet", {1: [.6, .7, .8]}), rows("resnet18", {1: [.5, .5, .5]})])
-    got = claims.paired_difference(one, claim)
-    assert got["difference"] == pytest.approx(20.0)
-    assert got["spread"] == pytest.approx(10.0 / np.sqrt(3))
-    assert got["spread_from"].startswith("1 fold: standard error over 3 AUs")
+    board = claims.scoreboard({"table1": three}, {"table1": True}).set_index("claim")
+    row = board.loc["RE-Net beats ResNet-18 on BP4D (Table 1)"]
+    mean, low, high = intervals.paired_t_interval([10.0, 20.0, 12.0])
+    assert (row["difference"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
+    assert row["ci_method"] == intervals.T_METHOD and row["folds"] == 3 and row["verdict"] == "holds"
+    assert row["paper_difference"] == pytest.approx(65.5 - 59.6) and row["paper_inside"] is None  # synthetic
+    real = claims.scoreboard({"table1": three}, {"table1": False}).set_index("claim")
+    assert real.loc["RE-Net beats ResNet-18 on BP4D (Table 1)", "paper_inside"] is True
+    assert board.loc["RE-Net beats ResNet-18 on DISFA (Table 2)", "verdict"] == "not run"
+    one = pd.concat([rows("renet", {1: [.9, .9, .9]}), rows("resnet18", {1: [.1, .1, .1]})])
+    assert claims.scoreboard({"table1": one}).iloc[0]["verdict"] == "inconclusive"   # one run decides nothing
 
 
-def test_bootstrap_spread_is_zero_for_identical_sides_and_grows_with_fewer_frames():
-    rng = np.random.default_rng(1)
-    y = (rng.random(400) < 0.3).astype(float)
-    noisy = np.where(rng.random(400) < 0.8, y, 1 - y)                  # 80% right
-    same, n = claims.bootstrap_f1_spread(y, noisy, noisy)
-    assert same == 0.0 and n == 400
-    wide, _ = claims.bootstrap_f1_spread(y[:50], noisy[:50], "always-positive")
-    narrow, _ = claims.bootstrap_f1_spread(y, noisy, "always-positive")
-    assert 0 < narrow < wide
-    y_nan = y.copy()
-    y_nan[:100] = np.nan                                               # unknown labels are dropped
-    assert claims.bootstrap_f1_spread(y_nan, noisy, "label-prior")[1] == 300
-    with pytest.raises(ValueError, match="do not match"):
-        claims.bootstrap_f1_spread(y, noisy[:10], "always-positive")
-    with pytest.raises(ValueError, match="unknown chance row"):
-        claims.bootstrap_f1_spread(y, noisy, "coin")
-
-
-def test_one_fold_one_au_claim_gets_a_bootstrap_spread_and_a_verdict():
-    """Table 6's unseen-AU claims: one fold, one AU. Without predictions they have no spread
-    ("inconclusive"); with the run's saved predictions the spread is the bootstrap sd."""
+def test_test_sampling_se_from_saved_predictions_per_fold():
     rng = np.random.default_rng(0)
     aus = [1, 23]
-    y = (rng.random((600, 2)) < 0.25).astype(float)
-    good = np.where(rng.random((600, 2)) < 0.9, y, 1 - y)              # well above always-positive
-    p = y[:, 1].mean()
-    f1_23 = 2 * (good[:, 1] * y[:, 1]).sum() / (good[:, 1].sum() + y[:, 1].sum())
-    table6 = pd.concat([
-        rows("renet-unseenAU23", {1: [0.0, f1_23]}, aus=aus),
-        rows("always-positive", {1: [0.0, 2 * p / (1 + p)]}, aus=aus)])
-    without = claims.scoreboard({"table6": table6}).set_index("claim")
-    text = "An unseen AU23 is recognised above chance (Table 6)"
-    assert without.loc[text, "verdict"] == "inconclusive"
-    assert without.loc[text, "spread_from"] == "1 fold, 1 AU: no spread"
 
-    saved = {"y_true": y, "scores": good, "aus": np.array(aus)}
-    calls = []
+    def saved(fold):
+        y = (rng.random((300, 2)) < 0.25).astype(float)
+        good = np.where(rng.random((300, 2)) < 0.9, y, 1 - y)
+        return {"y_true": y, "scores": good, "aus": np.array(aus), "subject": np.repeat(np.arange(15), 20)}
 
-    def predictions(table, entry):
-        calls.append((table, entry))
-        return saved if entry == "renet-unseenAU23" else None
-
-    board = claims.scoreboard({"table6": table6}, predictions=predictions).set_index("claim")
-    assert board.loc[text, "spread_from"].startswith("1 fold, 1 AU: bootstrap sd over 600 test frames")
-    assert 0 < board.loc[text, "spread"] < board.loc[text, "difference"]
-    assert board.loc[text, "verdict"] == "holds"
-    assert set(calls) == {("table6", "renet-unseenAU23")}
+    preds = {f: saved(f) for f in (1, 2, 3)}
+    table6 = pd.concat([rows("renet-unseenAU23", {f: [0.0, 0.8] for f in (1, 2, 3)}, aus=aus),
+                        rows("always-positive", {f: [0.0, 0.4] for f in (1, 2, 3)}, aus=aus)])
+    board = claims.scoreboard({"table6": table6}, predictions=lambda t, e: preds if e == "renet-unseenAU23"
+                              else None).set_index("claim")
+    row = board.loc["An unseen AU23 is recognised above chance (Table 6)"]
+    assert 0 < row["se_test_sampling"] < 10 and row["verdict"] == "holds"     # the same +40 on every fold
+    assert np.isnan(claims.scoreboard({"table6": table6}).iloc[7]["se_test_sampling"])
 
 
-def test_render_marks_claims_whose_renet_runs_are_under_trained():
-    """With the study's budget columns the scoreboard shows RE-Net's steps and marks a claim run
-    below the parity steps; without them it renders as before."""
-    one = pd.concat([rows("renet", {1: [.3, .3, .3]}), rows("resnet18", {1: [.5, .6, .7]})])
-    board = claims.scoreboard({"table1": one, "table2": one})
+def test_render_shows_interval_budget_and_under_trained_mark():
+    three = pd.concat([rows("renet", {f: [.3, .3, .3] for f in (1, 2, 3)}),
+                       rows("resnet18", {1: [.5, .6, .7], 2: [.55, .6, .7], 3: [.5, .65, .7]})])
+    board = claims.scoreboard({"table1": three, "table2": three})
     plain = claims.render(board)
-    assert "RE-Net steps" not in plain and "under-trained" not in plain
+    assert "RE-Net steps" not in plain and "95% interval" in plain and intervals.T_METHOD in plain
     board = board[board["table"].isin(["table1", "table2"])].copy()
     board["renet_steps"] = pd.array([1250, 100], dtype="Int64")
+    board["parity"] = pd.array([1250, 800], dtype="Int64")
     board["under_trained"] = [False, True]
-    board.attrs["parity_steps"] = 1250
     text = claims.render(board)
     line1 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on BP4D (Table 1)"))
     line2 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on DISFA (Table 2)"))
-    assert "| 1250 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
-    assert "| 100 |" in line2 and "**does not hold** (RE-Net under-trained)" in line2
-    assert "about 1250 such steps" in text
+    assert "| 1250 / 1250 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
+    assert "| 100 / 800 |" in line2 and "(RE-Net under-trained)" in line2

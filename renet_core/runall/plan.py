@@ -1,0 +1,158 @@
+"""What a ``run_all`` costs: the training runs behind the selected notebooks, which of them are
+already in the store, and the minutes still to go, estimated from the step costs recorded by
+finished runs (``done.json``: steps, seconds, per-epoch history). Printed as run_all goes, and
+per notebook in ``results/README.md`` (what ``--only NAME`` costs on a fresh cache)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from renet_core.base.io import TIME_FORMAT
+from renet_core.engine import ResultsStore
+from renet_core.study import TABLE_OF, spec_configs
+from renet_core.study.tables import TABLES
+
+#: The tables each notebook job reproduces (the ``study.reproduce`` calls of the notebooks;
+#: ``tests/entry/test_notebooks.py`` checks them against the notebooks' code). Fig. 3 uses Table 1's
+#: runs, the strategies table section 3.4's.
+JOB_TABLES = {
+    **{f"01_detection_{ds}": (TABLE_OF[("occurrence", ds)],) for ds in ("bp4d", "disfa", "bp4dplus")},
+    **{f"02_intensity_{ds}": (TABLE_OF[("intensity", ds)],) for ds in ("bp4d", "disfa")},
+    "03_new_au": ("table6",), "04_relation_ablation": ("table7",), "05_augmentation_ablation": ("table8",),
+    "07_tsne": ("table1",), "10_training_strategies": ("strategies",),
+}
+
+
+@dataclass
+class Plan:
+    """The runs behind a set of notebook jobs: ``configs`` by run identity, ``by_job`` the
+    identities each job needs (a run shared by two jobs is listed under both)."""
+
+    configs: dict = field(default_factory=dict)
+    by_job: dict[str, list[str]] = field(default_factory=dict)
+
+    def done(self) -> set[str]:
+        return {key for key, cfg in self.configs.items() if ResultsStore(cfg.results_dir).is_done(key)}
+
+
+def make_plan(job_names: Sequence[str], profile: str, store_dir=None, roots: dict | None = None,
+              folds: Sequence[int] | None = None) -> Plan:
+    """The runs of the tables the jobs reproduce, under ``profile`` (its folds unless ``folds``)."""
+    plan, roots = Plan(), roots or {}
+    for job in job_names:
+        keys = []
+        for table in JOB_TABLES.get(job, ()):
+            spec = TABLES[table]
+            for cfgs in spec_configs(spec, profile, roots.get(spec.dataset), folds, store_dir).values():
+                for cfg in cfgs:
+                    plan.configs.setdefault(cfg.config_hash(), cfg)
+                    keys.append(cfg.config_hash())
+        plan.by_job[job] = list(dict.fromkeys(keys))
+    return plan
+
+
+def _steps(cfg) -> int | None:
+    return cfg.epochs * cfg.steps_per_epoch if cfg.steps_per_epoch else None
+
+
+def step_costs(plan: Plan) -> dict[str, float]:
+    """Seconds per training step by model ("renet", "resnet18", "renet-all" for strategy 1), the
+    median over the plan's finished runs of (run seconds / steps): data, evaluation and test
+    included, so an estimate is of wall time."""
+    costs: dict[str, list[float]] = {}
+    for key in plan.done():
+        cfg = plan.configs[key]
+        record = ResultsStore(cfg.results_dir).done_summary(key)
+        if record.get("seconds") and record.get("steps"):
+            costs.setdefault(_kind(cfg), []).append(float(record["seconds"]) / float(record["steps"]))
+    return {kind: statistics.median(values) for kind, values in costs.items()}
+
+
+def _kind(cfg) -> str:
+    return f"{cfg.model}-all" if cfg.strategy == "all" else cfg.model
+
+
+def run_seconds(cfg, key: str, costs: dict[str, float]) -> float | None:
+    """A run's wall seconds: recorded when it is done, else its steps times the recorded cost of
+    its kind of step (None when neither is known)."""
+    store = ResultsStore(cfg.results_dir)
+    if store.is_done(key):
+        seconds = store.done_summary(key).get("seconds")
+        if seconds:
+            return float(seconds)
+    steps = _steps(cfg)
+    cost = costs.get(_kind(cfg))
+    return steps * cost if steps and cost else None
+
+
+def minutes_to_go(plan: Plan, keys: Sequence[str] | None = None) -> tuple[int, int, float | None]:
+    """``(runs done, runs in all, estimated minutes for the rest or None)`` of ``keys`` (default:
+    every run of the plan)."""
+    keys = list(plan.configs) if keys is None else list(keys)
+    done, costs = plan.done(), step_costs(plan)
+    todo = [k for k in keys if k not in done]
+    estimates = [run_seconds(plan.configs[k], k, costs) for k in todo]
+    minutes = None if any(e is None for e in estimates) else sum(estimates) / 60.0
+    return len(keys) - len(todo), len(keys), minutes
+
+
+def progress_line(plan: Plan) -> str:
+    done, total, minutes = minutes_to_go(plan)
+    left = ("about %.0f min to go (recorded step costs)" % minutes if minutes is not None
+            else "time to go known after the first run of each kind")
+    return f"[runall] training runs: {done} of {total} done; {left}" if done < total else \
+        f"[runall] training runs: all {total} done"
+
+
+def fresh_cache_seconds(plan: Plan, job: str) -> float | None:
+    """What ``--only job`` costs on a fresh cache: the recorded (or estimated) seconds of every run
+    its tables need, shared ones included; None when one is unknown."""
+    costs = step_costs(plan)
+    values = [run_seconds(plan.configs[k], k, costs) for k in plan.by_job.get(job, [])]
+    return None if any(v is None for v in values) else float(sum(values))
+
+
+class Reporter(threading.Thread):
+    """Prints :func:`progress_line` whenever a planned run finishes (polls the store), so a
+    notebook that trains for an hour still shows progress at the terminal."""
+
+    def __init__(self, plan: Plan, every: float = 20.0, say: Callable[[str], None] = print):
+        super().__init__(daemon=True)
+        self.plan, self.every, self.say = plan, every, say
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        seen = len(self.plan.done())
+        while not self.stopped.wait(self.every):
+            now = len(self.plan.done())
+            if now != seen:
+                seen = now
+                self.say(progress_line(self.plan))
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def job_overhead(status: dict, plan: Plan) -> float:
+    """A job's own seconds beyond the runs it trained (kernel start, tables, figures, SynthAU
+    writing where the job did it): its wall time less the recorded seconds of the planned runs
+    that finished inside its time window (``status``: a job's ``status.json``)."""
+    try:
+        end = dt.datetime.strptime(status["finished"], TIME_FORMAT)
+        start = end - dt.timedelta(seconds=float(status["seconds"]))
+    except (KeyError, ValueError):
+        return 0.0
+    trained = 0.0
+    for key in plan.done():
+        record = ResultsStore(plan.configs[key].results_dir).done_summary(key)
+        try:
+            finished = dt.datetime.strptime(record["finished"], TIME_FORMAT)
+        except (KeyError, ValueError):
+            continue
+        if start <= finished <= end and record.get("seconds"):
+            trained += float(record["seconds"])
+    return max(0.0, float(status["seconds"]) - trained)
