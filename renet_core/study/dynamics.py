@@ -122,7 +122,26 @@ def summary(curves: pd.DataFrame, tests: pd.DataFrame, aus: Sequence[int]) -> pd
             row["test_aus_f1_0"] = int(t["test_aus_f1_0"].iloc[0])
             row["test_aus_above_all_pos"] = int(t["test_aus_above_all_pos"].iloc[0])
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["parity_step"] = [parity_step(curves, name) for name in table["variant"]]
+    return table
+
+
+#: RE-Net is "at parity" where its validation score comes within this much of ResNet-18's best
+#: (2 F1 points; 0.02 ICC for intensity): the definition behind the profiles' ``parity_steps``.
+PARITY_GAP = 0.02
+
+
+def parity_step(curves: pd.DataFrame, variant: str, reference: str = "resnet18") -> float:
+    """The first evaluated step at which ``variant``'s validation score is within
+    :data:`PARITY_GAP` of ``reference``'s best over its whole curve; NaN when it never is, or
+    when either curve is missing (validation only: test scores never choose a budget)."""
+    ref = curves.loc[curves["variant"] == reference, "val_f1"]
+    own = curves[curves["variant"] == variant].sort_values("step")
+    if ref.empty or own.empty or variant == reference:
+        return float("nan")
+    reached = own.loc[own["val_f1"] >= ref.max() - PARITY_GAP, "step"]
+    return float(reached.iloc[0]) if len(reached) else float("nan")
 
 
 def study(profile: str = "demo", steps: int | None = None, eval_every: int | None = None,

@@ -81,3 +81,13 @@ def test_variants_are_what_their_label_says_whatever_the_profile():
     assert mine.lr_scale() == 48.0
     theirs = dynamics.variant_config(base(au_lr_scale=48), by_name["renet-lrC"], 600, 100, keep=["au_lr_scale"])
     assert theirs.lr_scale() == 3.0
+
+
+def test_parity_step_is_the_first_step_within_two_points_of_resnet18s_best():
+    curves = pd.DataFrame({"variant": ["resnet18"] * 3 + ["renet-lrC"] * 3,
+                           "step": [250, 500, 750] * 2,
+                           "val_f1": [0.60, 0.70, 0.69, 0.50, 0.675, 0.69]})
+    assert dynamics.parity_step(curves, "renet-lrC") == 750             # 0.675 < 0.70 - 0.02 <= 0.69
+    curves.loc[curves["variant"] == "renet-lrC", "val_f1"] = [0.5, 0.6, 0.65]
+    assert np.isnan(dynamics.parity_step(curves, "renet-lrC"))          # never within two points
+    assert np.isnan(dynamics.parity_step(curves, "resnet18"))
