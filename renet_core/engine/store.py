@@ -97,7 +97,7 @@ class ResultsStore:
         if not text.strip():
             return pd.DataFrame(columns=COLUMNS)
         try:
-            rows = pd.read_csv(io.StringIO(text))
+            rows = pd.read_csv(io.StringIO(text), dtype={"config_hash": str})
         except Exception as exc:  # pragma: no cover - a hand-edited or foreign file
             raise ValueError(f"{self.csv} is not a readable results CSV ({exc}); expected columns {COLUMNS}") from exc
         keyless = rows[[c for c in KEY_COLUMNS if c in rows]].isna().any(axis=1)
