@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 try:
     import fcntl
@@ -104,20 +104,40 @@ def to_csv_atomic(frame, target: str | os.PathLike, **kwargs) -> Path:
 
 
 @contextlib.contextmanager
-def locked(lock_path: str | os.PathLike) -> Iterator[None]:
+def locked(lock_path: str | os.PathLike, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """An exclusive inter-process lock on ``lock_path`` (POSIX ``flock``, released when the
-    block ends or the process dies; a no-op where ``fcntl`` is unavailable)."""
+    block ends or the process dies; a no-op where ``fcntl`` is unavailable). ``waiting`` is
+    called once when another process holds the lock, before waiting for it."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     if fcntl is None:
         yield
         return
     with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_folder(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a folder that exists or can be made: an error naming ``what`` (e.g. "the
+    cache folder $RENET_CACHE") when it, or a folder above it, is a file."""
+    path = Path(path).expanduser()
+    for above in (path, *path.parents):
+        if above.exists():
+            if not above.is_dir():
+                where = "is a file" if above == path else f"lies below the file {above}"
+                raise ValueError(f"{what} {path} {where}, not a folder; expected a folder "
+                                 "(it is made when missing)")
+            break
+    return path
 
 
 def torch_save_atomic(obj, target: str | os.PathLike) -> Path:

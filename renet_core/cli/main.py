@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.add_argument("--" + field.replace("_", "-"), dest=field)
         if name == "evaluate":
             p.add_argument("--checkpoint", help="default: the run's best.pt")
+            p.add_argument("--allow-other-run", action="store_true",
+                           help="score a checkpoint trained under another run identity (e.g. another fold) "
+                                "on this config's test fold, without filing the rows under any run")
         if name == "cv":
             p.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3])
             p.add_argument("--gpus", help="spread the folds one per GPU, e.g. 0,1,2")
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
                 print(f"run {result.config_hash} already finished (use --force to retrain)")
             _print_rows(result.rows)
         elif args.command == "evaluate":
-            _print_rows(evaluate(cfg, checkpoint=args.checkpoint))
+            _print_rows(evaluate(cfg, checkpoint=args.checkpoint, allow_other_run=args.allow_other_run))
         elif args.command == "cv" and args.gpus:
             return _cv_on_gpus(cfg, args.folds, args.gpus)
         else:
@@ -189,5 +192,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         if "config" in str(exc) or "denominator" in str(exc):
             raise SystemExit(f"{exc}\n({SET_HINT})") from exc
+        if args.command == "evaluate":   # a file that is not this run's checkpoint: the message says why
+            raise SystemExit(str(exc)) from None
         raise
     return 0

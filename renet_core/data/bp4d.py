@@ -13,7 +13,10 @@ Accepted variants:
   of the sequence folder, in frame order, so frame f's landmarks are entry ``k`` where f's image
   is the k-th (0-based) image of ``<S>/<T>/`` (``landmark_index``). For a folder holding the
   whole video from frame 1 this is ``f - 1``; for a folder holding only the coded frames it is
-  the row position. Frames without an image get ``landmark_index = -1``.
+  the row position. Frames without an image get ``landmark_index = -1``. When the entries do
+  not match the images one to one (an image deleted), ``prepare`` matches them by frame number
+  (entry ``f - 1``) where they cover frames 1 to the last image, else skips the sequence, named
+  (:func:`renet_core.data.landmarks.bp4d_entry_keys`): never a neighbour's landmarks.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ SEQUENCE_FILE = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
 CONVENTIONS = {
     "frame_convention": "image file number == label frame number (no offset)",
     "landmark_convention": "2DFeatures fit/pred entry k = rank of the frame's image among the "
-                           "sequence folder's images (frame - 1 when the folder starts at 1)",
+                           "sequence folder's images (frame - 1 when the folder starts at 1); "
+                           "frame - 1 when the entries cover frames 1..last image but not one "
+                           "per image; else the sequence is skipped",
 }
 
 

@@ -5,13 +5,19 @@ Cache layout (``cache_dir``):
 * ``prepare.json``: the settings the cache was made with (a later run with other settings is
   refused rather than mixing crops);
 * ``crops/<subject>/<task>/<frame>.jpg``: the aligned crops (JPEG quality 95);
-* ``status/<job>.csv``: per sequence (DISFA: per subject video) the outcome of every frame,
-  written when the job finishes; a run that finds a job's status file and its crops skips it,
-  so an interrupted run resumes where it stopped and a second run redoes nothing;
+* ``status/<job>.csv``: per sequence (DISFA: per subject video) the outcome of every frame, the
+  ``stamp`` (size and mtime) of what its crop was made from (its image, its landmark file, the
+  image's folder) and the crop's size (``bytes``), written when the job finishes. A run skips a
+  job whose stamps and crop sizes are unchanged, so an interrupted run resumes where it stopped
+  and a second run redoes nothing; a frame whose image or landmark file changed (a landmark
+  file fixed, an image deleted or replaced) or whose crop was cut short or lost is aligned
+  again, and so are the crops of a job that never finished (nothing vouches for them);
 * ``manifest.csv``: the index plus ``status`` and ``crop`` (relative to ``cache_dir``).
 
 Every file is written atomically (:mod:`renet_core.base.io`); temporary files left by a killed run
-are removed at the start of the next one, so nothing half-written stays in the cache.
+are removed at the start of the next one, so nothing half-written stays in the cache. One
+process prepares a cache at a time (``.prepare.lock``): a second one waits, then finds the work
+done; temporary files are removed only while holding the lock, never a live writer's.
 
 Landmarks are read 1-based (``landmark_origin=1``, default): the datasets' MATLAB files count
 pixels from 1, so 1 is subtracted before aligning, as JAA-Net does; ``landmark_origin=0`` reads
@@ -20,11 +26,12 @@ them as they are. The setting is part of ``prepare.json``; caches written before
 
 Bad frames never abort the run: an image that cannot be read or decoded (a zero-byte file, a
 truncated JPEG, garbage) is skipped, counted per reason and named (a warning per file, and the
-printed summary lists them); a malformed landmark entry drops only its own frame; a BP4D or BP4D+
-landmark file with fewer entries than the sequence has images is reported with both counts.
-Each skipped frame's status records the size and mtime of its image and landmark files
-(``stamp``): when either changed, the next run checks that frame again. The per-reason summary
-is printed whether or not progress bars are shown.
+printed summary lists them); a malformed landmark entry drops only its own frame; a BP4D+
+landmark file with fewer entries than the sequence has images is reported with both counts; a
+BP4D ``fit/pred`` whose entries match neither the images one to one nor their frame numbers
+(:func:`renet_core.data.landmarks.bp4d_entry_keys`) skips its whole sequence, named, rather
+than give frames their neighbours' landmarks. The per-reason summary is printed whether or not
+progress bars are shown.
 
 Lost landmarks (the tracker lost the face, or DISFA lacks the frame's landmark file): with
 ``lost_landmarks="skip"`` (default, as JAA-Net's lists, which drop BP4D frames without
@@ -35,7 +42,6 @@ frame of the same sequence that has them are used, if it is at most ``max_gap`` 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import warnings
 from collections import Counter
@@ -44,25 +50,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from renet_core.base.io import remove_partial_files, to_csv_atomic, write_text_atomic
-from renet_core.base.progress import bar
-from renet_core.data.crops import (
-    ALIGNED_NEAREST,
-    JOB_COLUMNS,
-    JPEG_QUALITY,
-    TRUNCATED_IMAGE,
-    UNREADABLE_IMAGE,
-    run_job,
-    stamps,
-)
+from renet_core.base.io import locked, remove_partial_files, to_csv_atomic, write_text_atomic
+from renet_core.data.crops import ALIGNED_NEAREST, JOB_COLUMNS, JPEG_QUALITY, TRUNCATED_IMAGE, UNREADABLE_IMAGE, stamps
 from renet_core.data.index import load_index
 from renet_core.data.landmarks import DEFAULT_ORIGIN, MALFORMED_LANDMARKS, UNREADABLE_LANDMARKS, check_origin
+from renet_core.data.workers import run_jobs
 
 JOB_FRAMES = 128  # image sequences are cut into jobs of at most this many frames
 SETTINGS_FILE = "prepare.json"
 #: 2: landmarks read 1-based by default (``landmark_origin``); per-frame ``stamp`` of skipped
-#: frames. Caches of another version are refused, never mixed.
-PREPARE_VERSION = 2
+#: frames. 3: every frame's ``stamp`` (image, landmark file, image folder) and crop ``bytes``;
+#: BP4D landmark entries matched by frame number or refused (a count mismatch). Caches of
+#: another version are refused, never mixed.
+PREPARE_VERSION = 3
 MANIFEST = "manifest.csv"
 
 
@@ -90,29 +90,35 @@ def _jobs(index: pd.DataFrame, cache_dir: Path, settings: dict) -> list[dict]:
     return jobs
 
 
-def _done(cache_dir: Path, job: dict) -> pd.DataFrame | None:
-    """The job's recorded statuses if it finished before with all its crops present and no
-    skipped frame's image or landmark file changed since (else the job runs again: its
-    existing crops are kept, its skipped frames are checked again)."""
+def _recorded(cache_dir: Path, job: dict) -> tuple[pd.DataFrame | None, list[str]]:
+    """``(statuses, [])`` when the job finished before and nothing its crops were made from
+    changed since: every frame's stamp (image, landmark file, image folder) is the recorded one
+    and every crop has its recorded size. Else ``(None, crops to make again)``: those of the
+    frames whose stamp or crop changed, or every crop of a job that never finished (nothing
+    vouches for them)."""
+    crops = [r[-1] for r in job["rows"]]
     path = cache_dir / "status" / f"{job['name']}.csv"
     if not path.is_file():
-        return None
+        return None, crops
     table = pd.read_csv(path, dtype={"crop": str, "status": str, "stamp": str},
                         keep_default_na=False)
-    if len(table) != len(job["rows"]) or "stamp" not in table.columns:
-        return None
-    if table["frame"].astype(np.int64).tolist() != [int(r[2]) for r in job["rows"]]:
-        return None
-    aligned = table["status"].str.startswith("aligned")
-    if not all((cache_dir / c).is_file() for c in table.loc[aligned, "crop"]):
-        return None
-    rows = pd.DataFrame(job["rows"], columns=JOB_COLUMNS + ["crop"])
-    skipped = np.flatnonzero(~aligned.to_numpy())
-    if len(skipped):
-        now = stamps(rows.iloc[skipped], table["status"].iloc[skipped].tolist())
-        if now != table["stamp"].iloc[skipped].tolist():
-            return None
-    return table
+    if not {"frame", "status", "crop", "stamp", "bytes"} <= set(table.columns):
+        return None, crops
+    recorded = {int(f): (s, st, int(b)) for f, s, st, b in
+                zip(table["frame"], table["status"], table["stamp"], table["bytes"])}
+    stale = []
+    for row, crop, stamp in zip(job["rows"], crops, job["stamps"]):
+        status, was, size = recorded.get(int(row[2]), ("", None, 0))
+        if was != stamp:
+            stale.append(crop)
+        elif status.startswith("aligned"):
+            try:
+                if os.path.getsize(cache_dir / crop) != size:
+                    stale.append(crop)     # cut short or replaced: made again
+            except OSError:
+                stale.append(crop)
+    same_frames = table["frame"].astype(np.int64).tolist() == [int(r[2]) for r in job["rows"]]
+    return (table, []) if same_frames and not stale else (None, stale)
 
 
 def _remove_leftovers(cache_dir: Path) -> int:
@@ -183,28 +189,35 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
                 "jpeg_quality": JPEG_QUALITY, "root": str(root),
                 "options": _jsonable(options), "attrs": _jsonable(
                     {k: v for k, v in index.attrs.items() if k not in ("problems", "root")})}
-    _check_settings(cache_dir, settings)
-    leftovers = _remove_leftovers(cache_dir)
-    jobs = _jobs(index, cache_dir, settings)
-    results, todo = {}, []
-    for job in jobs:
-        done = _done(cache_dir, job)
-        if done is None:
-            todo.append(job)
-        else:
-            results[job["name"]] = done
-    n_todo = sum(len(j["rows"]) for j in todo)
     say = print if progress else (lambda *a, **k: None)
-    if leftovers:
-        say(f"prepare: removed {leftovers} temporary file(s) left by an interrupted run")
-    if not todo:
-        say(f"prepare: nothing to do, all {len(index)} frames already prepared in {cache_dir}")
-    else:
-        say(f"prepare: {n_todo} of {len(index)} frames to align into {cache_dir} "
-            f"({len(jobs) - len(todo)} of {len(jobs)} jobs already done)")
-        results.update(_align(todo, cache_dir, workers, progress, n_todo))
-    manifest = _manifest(index, jobs, results)
-    to_csv_atomic(manifest, cache_dir / MANIFEST)
+    with locked(cache_dir / ".prepare.lock", waiting=lambda: print(
+            f"prepare: another process is preparing {cache_dir}; waiting for it", flush=True)):
+        _check_settings(cache_dir, settings)
+        leftovers = _remove_leftovers(cache_dir)   # no other writer: this process holds the lock
+        jobs = _jobs(index, cache_dir, settings)
+        results, todo, remade = {}, [], 0
+        for job in jobs:
+            job["stamps"] = stamps(pd.DataFrame(job["rows"], columns=JOB_COLUMNS + ["crop"]))
+            done, stale = _recorded(cache_dir, job)
+            if done is None:
+                remade += sum(_remove(cache_dir / crop) for crop in stale)
+                todo.append(job)
+            else:
+                results[job["name"]] = done
+        n_todo = sum(len(j["rows"]) for j in todo)
+        if leftovers:
+            say(f"prepare: removed {leftovers} temporary file(s) left by an interrupted run")
+        if remade:
+            say(f"prepare: {remade} cached crop(s) are made again: their image or landmark file "
+                "changed since, they were damaged, or their job never finished")
+        if not todo:
+            say(f"prepare: nothing to do, all {len(index)} frames already prepared in {cache_dir}")
+        else:
+            say(f"prepare: {n_todo} of {len(index)} frames to align into {cache_dir} "
+                f"({len(jobs) - len(todo)} of {len(jobs)} jobs already done)")
+            results.update(_align(todo, cache_dir, workers, progress, n_todo))
+        manifest = _manifest(index, jobs, results)
+        to_csv_atomic(manifest, cache_dir / MANIFEST)
     summary = _summary(manifest)
     print(_summary_text(summary, cache_dir, manifest))  # with or without progress bars
     prepared = manifest.loc[manifest["status"].str.startswith("aligned")].copy()
@@ -216,13 +229,21 @@ def prepare(name: str, root, cache_dir, size: int = 256, workers: int | None = N
     return prepared
 
 
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def _align(todo: list, cache_dir: Path, workers, progress: bool, n_todo: int) -> dict:
     """Run the jobs to do; record each job's statuses as it finishes (after its crops are on
     disk) and warn once per message. Returns ``{job name: status table}``."""
     results, warned = {}, set()
-    for out in _run(todo, workers, progress, n_todo):
+    for out in run_jobs(todo, workers, progress, n_todo):
         table = pd.DataFrame({"frame": out["frames"], "status": out["status"],
-                              "crop": out["crop"], "stamp": out["stamp"]})
+                              "crop": out["crop"], "stamp": out["stamp"], "bytes": out["bytes"]})
         os.sync()  # the job's crops reach the disk before the job is recorded as done
         to_csv_atomic(table, cache_dir / "status" / f"{out['name']}.csv")
         results[out["name"]] = table
@@ -231,25 +252,6 @@ def _align(todo: list, cache_dir: Path, workers, progress: bool, n_todo: int) ->
                 warned.add(message)
                 warnings.warn(message, stacklevel=3)
     return results
-
-
-def _run(jobs, workers, progress, total):
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    workers = max(0, min(workers, len(jobs)))
-    frames = bar(total=total, unit="frame", desc="prepare", disable=not progress)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                out = run_job(job)
-                frames.update(len(out["frames"]))
-                yield out
-            return
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for out in pool.imap_unordered(run_job, jobs):
-                frames.update(len(out["frames"]))
-                yield out
-    finally:
-        frames.close()
 
 
 def _manifest(index: pd.DataFrame, jobs: list, results: dict) -> pd.DataFrame:

@@ -124,13 +124,14 @@ def run_job(job: dict) -> dict:
         if status[i] == ALIGNED and borrowed[i]:
             status[i] = ALIGNED_NEAREST
     crops = [c if s.startswith(ALIGNED) else "" for c, s in zip(rows["crop"], status)]
-    frame_stamps = stamps(rows, status)
     return {"name": job["name"], "frames": rows["frame"].tolist(), "status": status,
-            "crop": crops, "stamp": frame_stamps, "messages": messages}
+            "crop": crops, "stamp": job.get("stamps") or stamps(rows),
+            "bytes": crop_bytes(cache, crops), "messages": messages}
 
 
 def _file_stamp(path: str, memo: dict) -> str:
-    """``"size:mtime_ns"`` of a file, ``"-"`` if it does not exist, ``""`` for no path."""
+    """``"size:mtime_ns"`` of a file (a folder: its mtime, which moves when a file is added or
+    removed), ``"-"`` if it does not exist, ``""`` for no path."""
     if not path:
         return ""
     if path not in memo:
@@ -142,12 +143,40 @@ def _file_stamp(path: str, memo: dict) -> str:
     return memo[path]
 
 
-def stamps(rows: pd.DataFrame, status: list) -> list[str]:
-    """Per skipped frame, the stamps of its image and landmark files (aligned frames: "")."""
+def stamps(rows: pd.DataFrame) -> list[str]:
+    """Per frame, what its crop was made from: the stamps of its image file (a zip or a video:
+    the whole file), of its landmark file and, for image files, of their folder (an image added
+    or removed can change which landmark entry a BP4D frame takes). A frame whose stamp changed
+    is aligned again (:func:`renet_core.data.cache.prepare`)."""
     memo: dict = {}
-    return ["" if s.startswith(ALIGNED) else
-            f"{_file_stamp(image, memo)}|{_file_stamp(landmark, memo)}"
-            for s, image, landmark in zip(status, rows["image_path"], rows["landmark_path"])]
+    out = []
+    for kind, image, landmark in zip(rows["image_kind"], rows["image_path"], rows["landmark_path"]):
+        folder = str(Path(image).parent) if kind == "file" and image else ""
+        out.append(f"{_file_stamp(image, memo)}|{_file_stamp(landmark, memo)}|{_file_stamp(folder, memo)}")
+    return out
+
+
+def crop_is_whole(path: Path) -> bool:
+    """Whether a cached crop is a complete JPEG file (start and end-of-image markers)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            fh.seek(-2, os.SEEK_END)
+            tail = fh.read(2)
+    except OSError:
+        return False
+    return head == b"\xff\xd8" and tail == b"\xff\xd9"
+
+
+def crop_bytes(cache: Path, crops: list[str]) -> list[int]:
+    """Size of each written crop (0 for none): recorded, so a crop cut short is re-made."""
+    sizes = []
+    for crop in crops:
+        try:
+            sizes.append(os.path.getsize(cache / crop) if crop else 0)
+        except OSError:
+            sizes.append(-1)
+    return sizes
 
 
 def _image_frames(rows, points, status, cache, size, messages, kind):
@@ -157,7 +186,7 @@ def _image_frames(rows, points, status, cache, size, messages, kind):
             if status[i]:
                 continue
             target = cache / row.crop
-            if target.is_file():
+            if crop_is_whole(target):   # made by an earlier, interrupted run of this job
                 status[i] = ALIGNED
                 continue
             if not row.image_path:
@@ -211,7 +240,7 @@ def _video_frames(rows, points, status, cache, size, messages):
     order = np.argsort(rows["image_index"].to_numpy(), kind="stable")
     todo = [i for i in order if not status[i]]
     for i in list(todo):
-        if (cache / rows["crop"].iloc[i]).is_file():
+        if crop_is_whole(cache / rows["crop"].iloc[i]):
             status[i] = ALIGNED
     todo = [i for i in todo if not status[i]]
     if not todo:

@@ -13,6 +13,8 @@ resized to it first, keeping the paper's 256:224 ratio.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -32,10 +34,20 @@ def resize_size(image_size: int) -> int:
 
 
 def read_crop(path: str, side: int) -> np.ndarray:
-    """RGB uint8 ``side x side`` array of a cached crop."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """RGB uint8 ``side x side`` array of a cached crop, decoded in full. A missing, cut short
+    or undecodable crop is an error naming it (never a grey-filled image): the next
+    :func:`renet_core.data.prepare` of its cache (every run starts with one) makes it again."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cached crop missing ({exc.strerror}); the next prepare() of "
+                                "its cache (rerun the run) makes it again") from exc
+    image = None
+    if data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9":
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise FileNotFoundError(f"{path}: cached crop missing or unreadable; run prepare() again")
+        raise ValueError(f"{path}: cached crop damaged ({len(data)} bytes, not a complete JPEG); the "
+                         "next prepare() of its cache (rerun the run) sees it and makes it again")
     if image.shape[0] != side or image.shape[1] != side:
         shrink = image.shape[0] > side
         image = cv2.resize(image, (side, side),

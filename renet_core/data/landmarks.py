@@ -213,12 +213,31 @@ NO_LANDMARKS = "skipped: no landmarks"
 MALFORMED_LANDMARKS = "skipped: malformed landmarks"
 UNREADABLE_LANDMARKS = "skipped: unreadable landmark file"
 NO_LANDMARK_ENTRY = "skipped: no landmark entry (landmark file shorter than the image list)"
+LANDMARK_COUNT_MISMATCH = "skipped: landmark entries do not match the images"
+
+
+def bp4d_entry_keys(frames: list[int], ranks: list[int], numbers: list[int] | None,
+                    n_entries: int) -> list[int] | None:
+    """The ``fit/pred`` entry of each BP4D frame, by the rule the layout allows:
+
+    * one entry per image of the sequence folder (``numbers``, the folder's frame numbers):
+      the frame's rank among the images (``ranks``; frame - 1 for a folder from frame 1);
+    * otherwise, entries that cover frames 1 .. the last image's number (a whole video with
+      some images missing): entry frame - 1, by frame number, never by position;
+    * otherwise None: which entry belongs to which frame is unknown (a count mismatch).
+    """
+    if numbers is None or len(numbers) == n_entries:
+        return list(ranks)
+    if numbers and min(numbers) >= 1 and max(numbers) <= n_entries:
+        return [int(f) - 1 if r >= 0 else -1 for f, r in zip(frames, ranks)]
+    return None
 
 
 def job_landmarks(rows: pd.DataFrame, messages: list,
                   origin: int = DEFAULT_ORIGIN) -> tuple[list, dict]:
     """One 0-based 49x2 array or None per row, and ``{row: skip status}`` for the None rows
-    that are not plain lost frames (malformed entry, unreadable file, no entry)."""
+    that are not plain lost frames (malformed entry, unreadable file, no entry, a BP4D landmark
+    file whose entries cannot be matched to the sequence's images)."""
     kind = rows["landmark_kind"].iloc[0]
     out: list = [None] * len(rows)
     reasons: dict[int, str] = {}
@@ -239,8 +258,20 @@ def job_landmarks(rows: pd.DataFrame, messages: list,
     try:
         if kind == "bp4d_fit_pred":
             table = read_bp4d_landmarks(path, origin, errors)
-            keys = [int(k) for k in rows["landmark_index"]]
             n_entries = len(table)
+            numbers, where = _sequence_images(rows)
+            keys = bp4d_entry_keys([int(f) for f in rows["frame"]],
+                                   [int(k) for k in rows["landmark_index"]], numbers, n_entries)
+            if keys is None:
+                first = rows.iloc[0]
+                messages.append(
+                    f"{path}: {n_entries} landmark entries for {len(numbers)} images (frames "
+                    f"{min(numbers)}-{max(numbers)}) in {where}; expected one entry per image, or "
+                    f"one per frame from 1 to the last: which entry belongs to which frame is "
+                    f"unknown, so sequence {first['subject']} {first['task']} is not aligned "
+                    "(restore its images or its landmark file)")
+                return out, {i: LANDMARK_COUNT_MISMATCH for i in range(len(rows))
+                             if rows["image_path"].iloc[i]}
             out = [table[k] if 0 <= k < n_entries else None for k in keys]
             beyond = [i for i, k in enumerate(keys) if k >= n_entries]
         else:
@@ -258,26 +289,28 @@ def job_landmarks(rows: pd.DataFrame, messages: list,
     # one message per malformed entry this job uses (each names the file and the entry)
     messages.extend(errors[k] for k in sorted({k for k in keys if k in errors}))
     messages.extend(v for k, v in errors.items() if not isinstance(k, int))
-    n_images, where = (_sequence_images(rows) if beyond or kind == "bp4d_fit_pred"
-                       else (None, ""))
-    if n_images is not None and n_entries < n_images:
-        messages.append(f"{path}: {n_entries} landmark entries for {n_images} images in "
-                        f"{where}; expected one entry per image: labelled frames without an "
-                        "entry are skipped")
-    elif beyond and kind != "bp4d_fit_pred":
-        missing = sorted(int(keys[i]) for i in beyond if rows["image_path"].iloc[i])
-        if missing:
-            messages.append(f"{path}: no landmark entry for labelled frame(s) {missing[:10]}"
-                            f"{' ...' if len(missing) > 10 else ''}; expected an entry per "
-                            "frame: these frames are skipped")
+    if beyond and kind != "bp4d_fit_pred":
+        n_images, where = _sequence_images(rows)
+        n_images = None if n_images is None else len(n_images)
+        if n_images is not None and n_entries < n_images:
+            messages.append(f"{path}: {n_entries} landmark entries for {n_images} images in "
+                            f"{where}; expected one entry per image: labelled frames without an "
+                            "entry are skipped")
+        else:
+            missing = sorted(int(keys[i]) for i in beyond if rows["image_path"].iloc[i])
+            if missing:
+                messages.append(f"{path}: no landmark entry for labelled frame(s) {missing[:10]}"
+                                f"{' ...' if len(missing) > 10 else ''}; expected an entry per "
+                                "frame: these frames are skipped")
     for i in beyond:
         if rows["image_path"].iloc[i]:
             reasons[i] = NO_LANDMARK_ENTRY
     return out, reasons
 
 
-def _sequence_images(rows: pd.DataFrame) -> tuple[int | None, str]:
-    """Number of images of the job's sequence (folder or zip task folder) and where they are."""
+def _sequence_images(rows: pd.DataFrame) -> tuple[list[int] | None, str]:
+    """Frame numbers (sorted) of the images of the job's sequence (folder or zip task folder)
+    and where they are; None when there is no image to locate them by."""
     with_image = rows.loc[rows["image_path"] != ""]
     if with_image.empty:
         return None, ""
@@ -286,10 +319,10 @@ def _sequence_images(rows: pd.DataFrame) -> tuple[int | None, str]:
     try:
         if kind == "file":
             folder = Path(first["image_path"]).parent
-            return len(list_frame_images(folder)), str(folder)
+            return sorted(list_frame_images(folder)), str(folder)
         if kind == "zip":
             task = str(first["image_member"]).replace("\\", "/").split("/")[-2].upper()
-            return (len(zip_images(Path(first["image_path"])).get(task, {})),
+            return (sorted(zip_images(Path(first["image_path"])).get(task, {})),
                     f"{first['image_path']}:{task}")
     except Exception:  # an unreadable folder or zip is reported where the images are read
         return None, ""

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from renet_core.base.io import check_folder
 from renet_core.base.metrics import INTENSITY_RULES
 from renet_core.data.index import DATASETS
 from renet_core.data.labels import BP4D_AUS, BP4DPLUS_AUS, DISFA_AUS, INTENSITY_AUS, PAPER_AUS
@@ -381,4 +382,10 @@ class ExperimentConfig:
         return identity.data_identity(self)
 
     def cache_root(self) -> Path:
-        return Path(self.cache_dir or os.environ.get("RENET_CACHE") or Path.home() / ".cache" / "renet_core")
+        """``cache_dir``, else ``$RENET_CACHE``, else ``~/.cache/renet_core``: an error naming the
+        setting when it is (or lies below) a file."""
+        if self.cache_dir:
+            return check_folder(self.cache_dir, "config cache_dir")
+        if os.environ.get("RENET_CACHE"):
+            return check_folder(os.environ["RENET_CACHE"], "the cache folder $RENET_CACHE")
+        return check_folder(Path.home() / ".cache" / "renet_core", "the default cache folder")

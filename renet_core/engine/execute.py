@@ -7,6 +7,7 @@ file its checkpoints, predictions and result rows in the results store (section 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,15 +21,20 @@ import torch
 from renet_core import __version__
 from renet_core.base import ddp, metrics
 from renet_core.base.device import pick_device
-from renet_core.base.io import TIME_FORMAT
+from renet_core.base.io import TIME_FORMAT, locked
+from renet_core.base.progress import say
 from renet_core.engine.config import ExperimentConfig
+from renet_core.engine.identity import IDENTITY_EXCLUDED
 from renet_core.engine.evaluate import predict, score_predictions
 from renet_core.engine.loop import fit
 from renet_core.engine.precision import eval_loader, uses_channels_last
 from renet_core.engine.resume import check_checkpoints
-from renet_core.engine.splits import Splits, load_splits, make_dataset, relation_from_training
+from renet_core.engine.splits import Splits, describe_data, load_splits, make_dataset, relation_from_training
 from renet_core.engine.store import ResultsStore
 from renet_core.model import build_model, load_checkpoint
+
+#: The run folder's lock file (:func:`run_lock`).
+RUN_LOCK = ".run.lock"
 
 
 @dataclass
@@ -53,12 +59,40 @@ def as_config(config) -> ExperimentConfig:
 
 
 def finished(cfg: ExperimentConfig) -> RunResult | None:
-    """The stored result of ``cfg`` when its run is done and ``force`` is off, else None."""
+    """The stored result of ``cfg`` when its run is done and ``force`` is off, else None. When
+    results.csv lacks some of the run's rows (a lost or cut file, a deleted line), they are
+    rebuilt from its saved predictions (:func:`stored_rows`)."""
     store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
     if cfg.force or not store.is_done(key):
         return None
+    return RunResult(key, stored_rows(cfg, store), store.run_dir(key), skipped=True)
+
+
+def stored_rows(cfg: ExperimentConfig, store: ResultsStore) -> pd.DataFrame:
+    """A done run's result rows: from results.csv, or, when some are missing there, rebuilt from
+    the run's ``predictions.npz`` and ``done.json`` (and written back); a run without either is an
+    error naming the files and the fix."""
+    key = cfg.config_hash()
     rows = store.load()
-    return RunResult(key, rows[rows["config_hash"] == key].reset_index(drop=True), store.run_dir(key), skipped=True)
+    rows = rows[rows["config_hash"].astype(str) == key].reset_index(drop=True)
+    expected = len(cfg.resolved_aus()) * (1 if cfg.task == "occurrence" else 2)
+    if len(rows) >= expected:
+        return rows
+    try:
+        pred = store.load_predictions(key)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ValueError(f"run {key} is done, but {store.csv} holds {len(rows)} of its {expected} result rows and "
+                         f"they cannot be rebuilt: {exc}") from None
+    summary = store.done_summary(key)
+    source, synthetic = ((summary["data_source"], bool(summary.get("synthetic"))) if "data_source" in summary
+                         else describe_data(cfg))
+    history = summary.get("history") or []
+    rebuilt = result_rows(cfg, score_predictions(pred, cfg), source, synthetic, n_test=len(pred["y_true"]),
+                          epochs_trained=len(history) or None)
+    store.add_rows(rebuilt)
+    say(f"run {key}: {len(rows)} of its {expected} result rows were in {store.csv}; rebuilt from its saved "
+        "predictions")
+    return rebuilt
 
 
 def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
@@ -71,10 +105,28 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
     done = finished(cfg)
     if done is not None:
         return done
-    started = time.time()
     store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
-    run_dir = store.run_dir(key)
     info = ddp.env_info()
+    with run_lock(store, key, info.is_main):   # one process trains a run; another waits, then reuses it
+        done = finished(cfg)
+        if done is not None:
+            return done
+        return _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretrained)
+
+
+def run_lock(store: ResultsStore, key: str, take: bool = True):
+    """The run's lock (``<run folder>/.run.lock``): held while a process trains or evaluates the run,
+    so a second process (another notebook, ``train``) waits and then finds it done, and temp
+    files in the run folder are removed only by the process that holds it (never a live writer's)."""
+    if not take:
+        return contextlib.nullcontext()
+    return locked(store.run_dir(key) / RUN_LOCK, waiting=lambda: say(
+        f"run {key} is being trained or evaluated by another process; waiting for it to finish"))
+
+
+def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretrained) -> RunResult:
+    started = time.time()
+    run_dir = store.run_dir(key)
     if cfg.force and info.is_main:
         for name in ("done.json", "last.pt", "best.pt"):
             (run_dir / name).unlink(missing_ok=True)
@@ -92,7 +144,7 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
     history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
     rows = pd.DataFrame()
     if info.is_main:
-        rows = evaluate_model(model, cfg, splits, store, device, make, history, started)
+        rows = evaluate_model(model, cfg, splits, store, device, make, history, started=started)
     ddp.barrier(info)
     ddp.cleanup(info)
     return RunResult(key, rows, run_dir, history=history)
@@ -118,9 +170,10 @@ def _initial_model(cfg: ExperimentConfig, splits: Splits, pretrained, device):
 
 
 def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
-                   make=make_dataset, history=None, started: float | None = None) -> pd.DataFrame:
-    """Test-set evaluation of a trained model: predictions saved, rows written, run marked done.
-    The run record (``done.json``) keeps the per-epoch history, the training steps and, given the
+                   make=make_dataset, history=None, file: bool = True, started: float | None = None) -> pd.DataFrame:
+    """Test-set evaluation of a trained model: predictions saved, rows written, run marked done
+    (``file=False``: the rows are only returned, nothing is filed under the config's run). The
+    run record (``done.json``) keeps the per-epoch history, the training steps and, given the
     run's ``started`` time, its wall seconds (data, training and test): what run_all's estimates
     of the time still to go are made of."""
     key = cfg.config_hash()
@@ -130,6 +183,11 @@ def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
     loader = eval_loader(test_set, cfg, pin=device.type == "cuda")
     pred = predict(model, loader, device, cfg, desc="test", features=cfg.save_features)
     per_metric = score_predictions(pred, cfg)
+    epochs = len(history) if history else None
+    rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
+                       n_test=len(test_set), epochs_trained=epochs)
+    if not file:
+        return rows
     arrays = {"y_true": pred["y_true"], "scores": pred["scores"], "aus": np.array(cfg.resolved_aus()),
               "subject": np.asarray(splits.test["subject"].astype(str), dtype=str),
               "frame": np.asarray(splits.test["frame"].astype(str), dtype=str) if "frame" in splits.test else np.array([], dtype=str)}
@@ -137,14 +195,12 @@ def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
         arrays["y_pred"] = metrics.decode_intensity(pred["scores"], cfg.intensity_rule)
     arrays.update({k: pred[k] for k in ("features", "features_index") if k in pred})
     store.save_predictions(key, **arrays)
-    epochs = len(history) if history else None
-    rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
-                       n_test=len(test_set), epochs_trained=epochs)
     store.add_rows(rows)
     per_epoch = cfg.steps_per_epoch or len(splits.train) // cfg.batch_size
     store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
                           "model": cfg.model, "strategy": cfg.strategy, "steps": (epochs or 0) * per_epoch,
                           "seconds": round(time.time() - started, 1) if started else None,
+                          "data_source": splits.source, "synthetic": bool(splits.synthetic), "n_test": len(test_set),
                           "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
     return rows
 
@@ -166,16 +222,19 @@ def result_rows(cfg, per_metric: dict[str, np.ndarray], source: str, synthetic: 
     return pd.DataFrame.from_records(records)
 
 
-def evaluate(config, checkpoint: str | os.PathLike | None = None,
-             splits: Splits | None = None, dataset_factory=None) -> pd.DataFrame:
+def evaluate(config, checkpoint: str | os.PathLike | None = None, splits: Splits | None = None,
+             dataset_factory=None, allow_other_run: bool = False) -> pd.DataFrame:
     """Re-evaluate a trained run on its test fold from ``checkpoint`` (default: its ``best.pt``).
 
     The rows are filed under this config's run and mark it done, so a checkpoint whose model
     (kind, task, AUs, RE-Net's relation mode and head) differs from the config is refused before
-    any data is prepared, naming each difference."""
+    any data is prepared, naming each difference; so is a checkpoint trained under another run
+    identity (another fold tests on its own training subjects), naming both runs.
+    ``allow_other_run=True`` scores such a checkpoint on this config's test fold and returns the
+    rows without filing them under any run."""
     cfg = as_config(config)
-    store = ResultsStore(cfg.results_dir)
-    own = store.run_dir(cfg.config_hash()) / "best.pt"
+    store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+    own = store.run_dir(key) / "best.pt"
     path = Path(checkpoint) if checkpoint else own
     if not path.is_file():
         hint = "train this config first, or give the checkpoint to evaluate" if path == own else "check the path"
@@ -184,10 +243,40 @@ def evaluate(config, checkpoint: str | os.PathLike | None = None,
     expect = {"model": cfg.model, "task": cfg.task, "aus": cfg.resolved_aus(),
               "relation_mode": cfg.relation_mode, "head": cfg.head}
     try:
-        model, _ = load_checkpoint(path, aus=cfg.resolved_aus(), map_location="cpu", expect=expect)
+        model, payload = load_checkpoint(path, aus=cfg.resolved_aus(), map_location="cpu", expect=expect)
     except ValueError as exc:
         if path != own and "config says" in str(exc):
             raise ValueError(f"{exc}: {own}") from None
         raise
+    other = _other_run(payload, cfg)
+    if other and not allow_other_run:
+        raise ValueError(f"checkpoint {path} {other}, not under this config's run {key} ({cfg.dataset} fold "
+                         f"{cfg.fold}, {cfg.method_name()}): scored as run {key} it could test on its own training "
+                         f"subjects. Evaluate it with the config it was trained with, or pass allow_other_run=True "
+                         f"(--allow-other-run) to score it here without filing it under run {key}")
     model.to(device)
-    return evaluate_model(model, cfg, splits or load_splits(cfg), store, device, dataset_factory or make_dataset)
+    with run_lock(store, key, not other):
+        rows = evaluate_model(model, cfg, splits or load_splits(cfg), store, device, dataset_factory or make_dataset,
+                              file=not other)
+    # rows of another run's checkpoint say so: they carry its identity, not this config's
+    return rows.assign(config_hash=str(payload.get("config_hash") or ""), checkpoint=str(path)) if other else rows
+
+
+def _other_run(payload: dict, cfg: ExperimentConfig) -> str:
+    """"" when the checkpoint was trained under ``cfg``'s run identity, else what it was trained
+    as (its identity and the settings that differ; older checkpoints without an identity are
+    judged by the config they carry)."""
+    key, have = cfg.config_hash(), payload.get("config_hash")
+    stored = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    if have is None and stored:
+        try:
+            have = ExperimentConfig.from_dict({k: v for k, v in stored.items() if k != "force"}).config_hash()
+        except (TypeError, ValueError, OSError):
+            have = None
+    if have == key:
+        return ""
+    mine = cfg.to_dict()
+    differ = [f"{k}={stored[k]!r} (config: {mine[k]!r})" for k in sorted(stored)
+              if k in mine and k not in IDENTITY_EXCLUDED and stored[k] != mine[k]]
+    what = f"was trained as run {have}" if have else "records no run identity (nor a config to derive it from)"
+    return what + (f" with {', '.join(differ)}" if differ else "")

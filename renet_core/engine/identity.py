@@ -3,7 +3,9 @@
 A table finds its results by this identity (``config_hash``), never by a label, so a run made
 with other data or other settings is never shown under a row that does not describe it. The
 data enter as :func:`data_identity`: the SynthAU twin by its layout, size, seed and generator
-version; a dataset copy by its resolved path and a fingerprint of its label and landmark files.
+version; a dataset copy by its resolved path and a fingerprint of its label and landmark files,
+image archives and videos, and the names of its frame images. A local ``pretrained`` weights
+file enters by the hash of its content, not its path.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au
 #: :func:`data_identity`; ``method`` and ``profile`` are labels.
 IDENTITY_EXCLUDED = ("root", "cache_dir", "results_dir", "device", "progress", "force", "eval_batch_size",
                      "method", "profile")
-#: Files that describe a dataset's labels and landmarks (images and videos are not fingerprinted).
+#: Files that describe a dataset's labels and landmarks (fingerprinted by size and mtime).
 LABEL_SUFFIXES = (".csv", ".txt", ".mat", ".json", ".dat", ".xlsx")
+#: Image containers, few and large: fingerprinted by size and mtime too.
+CONTAINER_SUFFIXES = (".zip", ".avi", ".mp4", ".wmv", ".mov")
+#: Frame images, many: fingerprinted by name only (a deleted or added frame changes it, cheaply).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def configured_root(dataset: str, given: str | os.PathLike | None = None) -> str | None:
@@ -54,6 +60,8 @@ def run_identity(cfg) -> str:
               and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     values["aus"] = cfg.resolved_aus()
     values["data_identity"] = data_identity(cfg)
+    if values.get("pretrained") not in (None, "imagenet", "standin"):   # a local file: by its content
+        values["pretrained"] = pretrained_identity(values["pretrained"])
     if cfg.pretrained == "standin" and cfg.holdout_aus:   # its stand-in never saw them (standin.py)
         values["standin_without"] = sorted(int(a) for a in cfg.holdout_aus)
     text = json.dumps(values, sort_keys=True, default=str)
@@ -94,9 +102,11 @@ def fingerprints_once():
 
 def data_fingerprint(root: str | os.PathLike) -> str:
     """A cheap fingerprint of a dataset copy: the relative path, size and modification time of
-    every label and landmark file under ``root`` (``LABEL_SUFFIXES``; image and video files are
-    listed but not read). Fixing a label file, or pointing at another copy, changes it. Inside
-    :func:`fingerprints_once` a root is walked once."""
+    every label and landmark file (``LABEL_SUFFIXES``) and image archive or video
+    (``CONTAINER_SUFFIXES``) under ``root``, and the relative path of every frame image
+    (``IMAGE_SUFFIXES``; not read). Fixing a label file, deleting a frame image, or pointing at
+    another copy changes it; hidden files do not. Inside :func:`fingerprints_once` a root is
+    walked once."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"dataset root {root} is not a folder; expected the dataset as distributed "
@@ -115,8 +125,35 @@ def _walk_fingerprint(root: Path) -> str:
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
-            if name.lower().endswith(LABEL_SUFFIXES):
-                path = Path(folder) / name
+            lower, path = name.lower(), Path(folder) / name
+            if name.startswith("."):
+                continue
+            if lower.endswith(LABEL_SUFFIXES + CONTAINER_SUFFIXES):
                 stat = path.stat()
                 digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            elif lower.endswith(IMAGE_SUFFIXES):
+                digest.update(f"{path.relative_to(root)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+_PRETRAINED: dict = {}
+
+
+def pretrained_identity(path: str | os.PathLike) -> str:
+    """A local ``pretrained`` weights file as the run identity sees it: the hash of its content
+    (replacing the file changes the identity; moving it does not). Hashed once per file version
+    (size and mtime) in a process."""
+    path = Path(path).expanduser()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise FileNotFoundError(f"pretrained weights file not found: {path} (config pretrained=PATH; "
+                                "'imagenet', 'standin' or null are the other choices)") from exc
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _PRETRAINED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _PRETRAINED[key] = f"file-sha256:{digest.hexdigest()[:16]}"
+    return _PRETRAINED[key]

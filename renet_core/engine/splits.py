@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from renet_core import data
+from renet_core.data.cache import PREPARE_VERSION
 from renet_core.data.dataset import AUDataset, resize_size
-from renet_core.data.layout import SYNTH_MARKER
+from renet_core.data.index import DATASETS
+from renet_core.data.layout import SYNTH_MARKER, synthetic_marker
 from renet_core.engine.identity import ROOT_ENV, configured_root
 from renet_core.model.relation import pearson_relation
 from renet_core.synth import GENERATOR_VERSION, write_dataset
@@ -97,15 +99,36 @@ def thin_frames(frames: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 def load_splits(cfg) -> Splits:
     """Prepare (align and cache) the dataset and cut it into train / validation / test."""
     root = dataset_root(cfg)
-    # "-lm<origin>": one cache per landmark reading; caches named before it (0-based) unused
-    cache = cfg.cache_root() / "prepared" / f"{cfg.dataset}-{_short_hash(str(root.resolve()))}-{crop_size(cfg.image_size)}-lm{cfg.landmark_origin}"
+    # "-lm<origin>": one cache per landmark reading; "-p<version>": caches of an older prepare
+    # (which did not vouch for each crop) are left unused, not refused
+    cache = cfg.cache_root() / "prepared" / (f"{cfg.dataset}-{_short_hash(str(root.resolve()))}-"
+                                             f"{crop_size(cfg.image_size)}-lm{cfg.landmark_origin}-p{PREPARE_VERSION}")
     index = data.prepare(cfg.dataset, root, cache, size=crop_size(cfg.image_size), progress=cfg.progress,
                          landmark_origin=cfg.landmark_origin)
+    if index.empty:
+        summary = index.attrs.get("prepare_summary", {})
+        reasons = "; ".join(f"{n} {why}" for why, n in summary.get("skipped", {}).items()) or "none labelled"
+        raise ValueError(f"0 of the {summary.get('read', 0)} labelled frames of {cfg.dataset} at {root} could be "
+                         f"aligned ({reasons}); is {root} a {DATASETS[cfg.dataset]} copy as distributed "
+                         f"(dataset={cfg.dataset!r})? The prepare summary above names the files")
     train, test = data.split(index, cfg.fold)
     train, val = subject_split(train, cfg.val_fraction, cfg.seed)
     val = thin_frames(val, cfg.val_max_frames)
     synthetic = bool(index.attrs.get("synthetic", False))
     return Splits(train, val, test, data.describe_source(index), synthetic)
+
+
+def describe_data(cfg) -> tuple[str, bool]:
+    """``(data source in words, synthetic?)`` of a config's data as its result rows say it
+    (:func:`renet_core.data.describe_source`), without preparing anything."""
+    if not cfg.root and cfg.data == "synthetic":
+        marker = {"size": cfg.synth_size}
+    else:
+        marker = synthetic_marker(Path(cfg.root or configured_root(cfg.dataset) or "."))
+    frame = pd.DataFrame()
+    frame.attrs.update(dataset=cfg.dataset, synthetic=marker is not None,
+                       synthetic_size=(marker or {}).get("size"))
+    return data.describe_source(frame), marker is not None
 
 
 def label_columns(cfg) -> list[str]:

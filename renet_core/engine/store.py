@@ -19,8 +19,10 @@ whatever their method label. Tables select rows by the configs they ask for
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +69,45 @@ class ResultsStore:
         return target
 
     def load_predictions(self, config_hash: str) -> dict:
+        """The run's saved test arrays; a missing or damaged file is an error naming it."""
         path = self.run_dir(config_hash) / "predictions.npz"
         if not path.exists():
             raise FileNotFoundError(f"no saved predictions for run {config_hash}: {path} is missing")
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except Exception as exc:   # BadZipFile, EOFError, ValueError, zlib.error ...
+            raise ValueError(f"{path}: the saved predictions of run {config_hash} are damaged ({type(exc).__name__}: "
+                             f"{exc}); re-evaluate the run from its best.pt (renet_core.engine.evaluate, or "
+                             "python -m renet_core evaluate with its config) to write them again") from None
 
     # -- the tidy table -------------------------------------------------------------------
     def load(self) -> pd.DataFrame:
-        """All result rows (an empty frame with the right columns if there are none)."""
+        """All result rows (an empty frame with the right columns if there are none). A last line
+        cut short (a copy or a disk that failed mid-write) and rows without their key are left
+        out, with a warning: the runs they belonged to are rebuilt from their saved predictions
+        when asked for (:func:`renet_core.engine.execute.finished`)."""
         if not self.csv.exists():
             return pd.DataFrame(columns=COLUMNS)
+        text = self.csv.read_text(errors="replace")
+        problems = []
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+            problems.append("its last line is cut short")
+        if not text.strip():
+            return pd.DataFrame(columns=COLUMNS)
         try:
-            return pd.read_csv(self.csv)
+            rows = pd.read_csv(io.StringIO(text), dtype={"config_hash": str})
         except Exception as exc:  # pragma: no cover - a hand-edited or foreign file
             raise ValueError(f"{self.csv} is not a readable results CSV ({exc}); expected columns {COLUMNS}") from exc
+        keyless = rows[[c for c in KEY_COLUMNS if c in rows]].isna().any(axis=1)
+        if keyless.any():
+            problems.append(f"{int(keyless.sum())} row(s) lack their run, AU or metric")
+            rows = rows[~keyless].reset_index(drop=True)
+        if problems:
+            warnings.warn(f"{self.csv}: {'; '.join(problems)}: left out (the runs they belong to are rebuilt from "
+                          "their saved predictions when a table asks for them)", stacklevel=2)
+        return rows
 
     def add_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Merge ``rows`` into results.csv atomically; a row with an existing key replaces it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +42,8 @@ def save_checkpoint(path, model, config=None, **extra) -> Path:
         "relation": model.relation.edge_weights().detach().cpu() if model.kind == "renet" else None,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": _plain(config),
+        # the run identity it was trained under: evaluate() refuses it for another run
+        "config_hash": config.config_hash() if hasattr(config, "config_hash") else None,
     }
     clash = set(extra) & set(payload)
     if clash:
@@ -49,18 +52,56 @@ def save_checkpoint(path, model, config=None, **extra) -> Path:
     return torch_save_atomic(payload, path)
 
 
+def describe_file(path: Path) -> str:
+    """What a file that ``torch.load(weights_only=True)`` refused is, in words, from its first
+    bytes (an empty file, a truncated archive, a pickled object, a NumPy archive, text ...)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes)"
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return f"a damaged or truncated archive ({size} bytes; a PyTorch file cut short?)"
+        if any(n.endswith("data.pkl") for n in names):
+            return ("a PyTorch file holding Python objects other than tensors and plain values (a "
+                    "pickled model or another program's file), which is never unpickled here")
+        if any(n.endswith(".npy") for n in names):
+            return "a NumPy .npz archive (e.g. a run's predictions.npz)"
+        return "a zip archive that is not a PyTorch file"
+    kinds = {b"\x89HDF": "an HDF5 file", b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image",
+             b"\x80": "a legacy pickle (old torch.save format or plain pickle) of Python objects"}
+    for magic, words in kinds.items():
+        if head.startswith(magic):
+            return words
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"a binary file of another kind ({size} bytes, starting {head[:8]!r})"
+    return f"a text file ({size} bytes, starting {text[:30]!r})"
+
+
 def read_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint payload (``weights_only=True``), with clear errors for bad files."""
+    """Load a checkpoint payload (``weights_only=True``); a file that is not one is named with
+    what it is (:func:`describe_file`), never with torch's advice to unpickle it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    expected = "expected a checkpoint written by renet_core (a run's best.pt or last.pt)"
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt?): {exc}") from exc
+    except Exception:
+        raise ValueError(f"checkpoint {path} is unreadable: it is {describe_file(path)}, not a "
+                         f"renet_core checkpoint; {expected}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a renet_core checkpoint (expected a dict with "
-                         f"format={CHECKPOINT_FORMAT!r})")
+        what = (f"a dict of {len(payload)} tensors (a state_dict? give it as pretrained=PATH)"
+                if isinstance(payload, dict) and payload and all(torch.is_tensor(v) for v in payload.values())
+                else f"a {type(payload).__name__}")
+        raise ValueError(f"{path} is not a renet_core checkpoint: it holds {what}; {expected} "
+                         f"(a dict with format={CHECKPOINT_FORMAT!r})")
     return payload
 
 

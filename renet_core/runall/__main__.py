@@ -39,7 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m renet_core.runall", description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="demo", choices=PROFILE_NAMES)
     p.add_argument("--only", action="append", default=[], metavar="NAME",
-                   help="run only notebooks whose name starts with NAME (repeatable), e.g. 01_detection_bp4d")
+                   help="run only the job NAME (repeatable): a whole job name (01_detection_bp4d), a "
+                        "notebook's name (01_detection: every dataset), a glob ('01_*'), or the start of "
+                        "exactly one job's name (04_relation)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks at a time (one GPU each when there are several)")
     p.add_argument("--notebooks", default=str(REPO / "notebooks"))
     p.add_argument("--results", default=str(REPO / "results"))
@@ -109,7 +111,8 @@ def main(argv=None) -> int:
     if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
         write_text_atomic(results / "notebooks" / "total.json", json.dumps(
             {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
-             "commit": commit, "finished": dt.datetime.now().strftime(TIME_FORMAT)}, indent=2))
+             "commit": commit, "finished": dt.datetime.now().strftime(TIME_FORMAT),
+             **({"store": str(store)} if store else {})}, indent=2))
     readme = write_readme(results, names, args.profile, store)
     failed = [r.job.name for r in outcome if r.status != "ok"]
     print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")

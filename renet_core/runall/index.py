@@ -27,13 +27,20 @@ from renet_core.study.report import markdown_grid
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: What decides the numbers, for the commit stamp: code, notebooks and configs (never results/,
+#: figures/ or docs, which run_all itself rewrites).
+CODE_PATHS = ("renet_core", "notebooks", "tools", "pyproject.toml", "run_all.sh", ":(glob)**/*.yaml",
+              ":(glob)**/*.yml")
+
+
 def git_commit(repo: Path = REPO) -> str:
-    """``<sha>`` of HEAD, with "+ uncommitted changes" when the tree is dirty; "unknown" outside git."""
+    """``<sha>`` of HEAD, with "+ uncommitted changes" when a tracked file of the code, the
+    notebooks or the configs (:data:`CODE_PATHS`) differs from it; "unknown" outside git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return sha + (" + uncommitted changes" if dirty else "")
@@ -69,6 +76,24 @@ def _rel(path: str, base: Path) -> str:
         return str(path)
 
 
+def output_path(path: str, results: Path) -> Path:
+    """Where a manifest's output is: manifests hold paths relative to their folder
+    (``results/notebooks``); an absolute path written in another checkout (older manifests) is
+    taken from its ``results/`` or ``figures/`` part on, in this one, so no link leaves the
+    repository."""
+    given = Path(path)
+    if not given.is_absolute():
+        return results / "notebooks" / given
+    repo = results.resolve().parent
+    if given.resolve().is_relative_to(repo):
+        return given
+    parts = given.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in (results.name, "figures"):
+            return repo / Path(*parts[i:])
+    return given
+
+
 def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "",
                 fresh: dict[str, float | None] | None = None) -> str:
     """The text of ``results/README.md``: every table and figure with its notebook's status, run
@@ -96,7 +121,7 @@ def readme_text(statuses: list[dict], results: Path, device: str, provenance: st
         if not s["outputs"]:
             body.append(["", "(none recorded)", *common, s.get("error", "")])
         for o in s["outputs"]:
-            path = results / "notebooks" / o["path"]   # manifests hold paths relative to their folder
+            path = output_path(o["path"], results)
             body.append([o.get("kind", ""), f"[{o['name']}]({_rel(path, results)})", *common, o["data_source"]])
     header = ["kind", "output", "notebook", "status", "run time", "fresh cache", "profile", "commit",
               "data source / error"]
@@ -119,6 +144,9 @@ def _total_line(results: Path) -> list[str]:
     return [f"- total time of the last full run: {total['seconds'] / 60:.1f} min for {total['notebooks']} notebooks "
             f"({total['profile']} profile, commit `{total['commit']}`, finished {total['finished']}; after "
             "installation, SynthAU writing included)"]
+
+
+PROVENANCE_START = "- runs behind the tables:"
 
 
 def run_provenance(results: Path, profile: str, store: Path | None = None) -> str:
@@ -154,7 +182,7 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
             later += 1
     if not trained + reused + later:
         return ""
-    line = f"- runs behind the tables: {trained + reused + later}; the last full run trained {trained}"
+    line = f"{PROVENANCE_START} {trained + reused + later}; the last full run trained {trained}"
     if reused:
         line += (f" and reused {reused} finished before it started (same run identity), so its total time "
                  "is not a fresh cache's")
@@ -200,25 +228,79 @@ def describe_device() -> str:
 
 def write_readme(results: Path, names: Sequence[str], profile: str | None = None, store: Path | None = None) -> Path:
     """``results/README.md``: the index of outputs and, given the ``profile`` whose runs are in
-    ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``)."""
-    provenance = run_provenance(results, profile, store) if profile else ""
+    ``store``, the claims scoreboard computed from their rows (also ``results/claims.csv``).
+
+    The scoreboard and the "runs behind the tables" line belong to the profile of the last full
+    run (``total.json``; its store), whose tables the README lists: a partial run of another
+    profile (``--profile smoke --only X``) leaves them to that profile. A claim this store cannot
+    measure (none of its runs here, e.g. another machine's cache) keeps its committed row of
+    claims.csv, and a line the store cannot give keeps the README's: nothing committed is wiped."""
+    board_profile, board_store = profile, store
+    try:
+        total = json.loads((results / "notebooks" / "total.json").read_text())
+    except (OSError, ValueError):
+        total = {}
+    if profile and total.get("profile") and total["profile"] != profile:
+        board_profile = total["profile"]
+        board_store = Path(total["store"]) if total.get("store") else None
+    old = (results / "README.md").read_text() if (results / "README.md").is_file() else ""
+    provenance = run_provenance(results, board_profile, board_store) if board_profile else ""
+    if not provenance:
+        provenance = next((line for line in old.splitlines() if line.startswith(PROVENANCE_START)), "")
     statuses = load_statuses(results, names)
-    fresh = fresh_costs(statuses, profile, store) if profile else {}
+    fresh = fresh_costs(statuses, board_profile, board_store) if board_profile else {}
     text = readme_text(statuses, results, describe_device(), provenance, fresh)
-    if profile:
-        text += "\n" + claims_section(profile, results, store)
+    if board_profile:
+        text += "\n" + claims_section(board_profile, results, board_store)
     return write_text_atomic(results / "README.md", text)
 
 
 def claims_section(profile: str, results: Path, store: Path | None = None) -> str:
-    """The scoreboard of ``renet_core.study.claims`` as markdown; a failure to compute it is reported
-    in its place (the index is still written)."""
+    """The scoreboard of ``renet_core.study.claims`` as markdown (:func:`merge_claims` with the
+    committed claims.csv); a failure to compute it is reported in its place (the index and the
+    committed claims.csv are kept)."""
     try:
         board = scoreboard(profile, store_dir=store)
     except Exception as exc:  # noqa: BLE001 - the README must still be written
         return f"## Claims scoreboard\n\nNot computed: {type(exc).__name__}: {exc}\n"
+    board, kept = merge_claims(board, results / "claims.csv")
     to_csv_atomic(board, results / "claims.csv", index=False, float_format="%.4f")
-    return render_claims(board)
+    text = render_claims(board)
+    if kept:
+        text += (f"\n{kept} claim(s) above are kept from the committed `claims.csv`: this run's store ({profile} "
+                 "profile) holds none of their runs.\n")
+    return text
+
+
+def merge_claims(board: pd.DataFrame, committed: Path) -> tuple[pd.DataFrame, int]:
+    """``board`` with each claim it could not measure ("not run", or absent: Fig. 3's needs its
+    runs) taken from the ``committed`` claims.csv where that one was measured; returns it and
+    how many were kept."""
+    if not committed.is_file():
+        return board, 0
+    try:
+        old = pd.read_csv(committed)
+    except (OSError, ValueError):
+        return board, 0
+    if "claim" not in old or "verdict" not in old:
+        return board, 0
+    old = old[old["verdict"] != "not run"].drop_duplicates("claim").set_index("claim")
+    attrs, merged, kept = dict(board.attrs), [], 0
+    for record in board.to_dict("records"):
+        if record["verdict"] == "not run" and record["claim"] in old.index:
+            record = {**record, **{k: v for k, v in old.loc[record["claim"]].to_dict().items() if k in board}}
+            kept += 1
+        merged.append(record)
+    for claim in old.index.difference(board["claim"], sort=False):   # measured elsewhere only (Fig. 3)
+        merged.append({"claim": claim, **{k: v for k, v in old.loc[claim].to_dict().items() if k in board}})
+        kept += 1
+    out = pd.DataFrame.from_records(merged, columns=board.columns)
+    if "renet_steps" in out:
+        out["renet_steps"] = pd.array([None if pd.isna(v) else int(v) for v in out["renet_steps"]], dtype="Int64")
+    if "under_trained" in out:
+        out["under_trained"] = [str(v).strip().lower() in ("true", "1", "1.0") for v in out["under_trained"]]
+    out.attrs.update(attrs)
+    return out, kept
 
 
 def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import fnmatch
 import json
 import os
 import queue
@@ -56,13 +57,28 @@ def discover_jobs(notebooks_dir: Path) -> list[Job]:
 
 
 def select_jobs(jobs: list[Job], only: Sequence[str] | None) -> list[Job]:
-    """Jobs whose name starts with (or whose notebook stem equals) one of ``only``."""
+    """The jobs that ``only`` names, each NAME matching: a job's whole name
+    (``01_detection_bp4d``, never also ``01_detection_bp4dplus``); else a notebook's name (every
+    dataset of ``01_detection``); else a glob (``01_*``); else the start of exactly one job's name
+    (``04_relation``). A NAME that matches nothing, or the start of several jobs' names, is an
+    error listing the candidates."""
     if not only:
         return jobs
-    chosen = [j for j in jobs if any(j.name.startswith(o) or j.notebook.stem == o for o in only)]
-    if not chosen:
-        raise SystemExit(f"--only {list(only)} matches no notebook; available: {[j.name for j in jobs]}")
-    return chosen
+    names = [j.name for j in jobs]
+    chosen: set[str] = set()
+    for o in only:
+        exact = [j.name for j in jobs if j.name == o] or [j.name for j in jobs if j.notebook.stem == o]
+        if not exact and any(c in o for c in "*?["):
+            exact = [n for n in names if fnmatch.fnmatchcase(n, o)]
+        if not exact:
+            exact = [n for n in names if n.startswith(o)]
+            if len(exact) > 1:
+                raise SystemExit(f"--only {o} is the start of several jobs' names {exact}; give a whole "
+                                 f"name, or a glob such as '{o}*' to run them all")
+        if not exact:
+            raise SystemExit(f"--only {o} matches no notebook; available: {names}")
+        chosen.update(exact)
+    return [j for j in jobs if j.name in chosen]
 
 
 def declared_parameters(notebook: Path) -> set[str]:

@@ -4,9 +4,12 @@ and each claim's RE-Net training budget against the parity budget."""
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
 from renet_core.engine import ResultsStore, fingerprints_once
+from renet_core.engine.execute import stored_rows
 from renet_core.engine.store import is_synthetic
 from renet_core.study import claims
 from renet_core.study.configs import chance_rows, parity_steps, select_rows, table_configs, under_trained
@@ -28,6 +31,12 @@ def finished_rows(profile: str, store_dir=None, roots: dict | None = None, confi
     for name, spec in TABLES.items():
         configs = configs_by_table[name]
         store = ResultsStore(next(iter(configs.values()))[0].results_dir)
+        for cfg in (c for cfgs in configs.values() for c in cfgs):
+            if store.is_done(cfg.config_hash()):
+                try:
+                    stored_rows(cfg, store)   # rows lost from results.csv come back from the predictions
+                except ValueError as exc:
+                    warnings.warn(str(exc), stacklevel=2)
         rows = select_rows(store.load(), configs)
         if rows.empty:
             continue

@@ -67,10 +67,25 @@ def default_folds(name: str, profile: str) -> list[int]:
     return list(profile_setting(profile, "folds", name, (1, 2, 3)))
 
 
+def row_fields(spec: TableSpec) -> list[str]:
+    """The config fields that define the table's rows (any row sets them, e.g. Table 7's
+    ``model`` and ``relation_mode``): what makes each row measure what its label says."""
+    return sorted({k for row in spec.rows for k in row.config})
+
+
 def spec_configs(spec: TableSpec, profile: str = "demo", root: str | None = None, folds: Sequence[int] | None = None,
                  store_dir=None, **changes) -> dict[str, list]:
-    """``{row key: [config of fold f, ...]}``: the runs a table needs (a row's own overrides win
-    over ``changes``); ``folds=None`` takes :func:`default_folds`."""
+    """``{row key: [config of fold f, ...]}``: the runs a table needs; ``folds=None`` takes
+    :func:`default_folds`. ``changes`` apply to every row, but never to a field that defines
+    the table's rows (:func:`row_fields`): such an override would turn a labelled row into
+    another row's run (Table 7's "fixed PCC" into its "learnable"), so it is refused by name."""
+    clash = sorted(k for k, v in changes.items() if k in row_fields(spec) and v is not None)
+    if clash:
+        defined = "; ".join(f"{r.key}: " + ", ".join(f"{k}={r.config[k]!r}" for k in clash if k in r.config)
+                            for r in spec.rows if any(k in r.config for k in clash))
+        raise ValueError(f"{spec.name}: the override(s) {', '.join(f'{k}={changes[k]!r}' for k in clash)} would change "
+                         f"what its rows measure: {', '.join(clash)} define(s) its rows ({defined}); remove "
+                         "them from the overrides (each row sets its own)")
     folds = list(folds) if folds else default_folds(spec.name, profile)
     out = {}
     for row in spec.rows:

@@ -81,15 +81,27 @@ def paper_only_methods(spec) -> list[str]:
     return [m for m in names if m not in used and not m.startswith("(")]
 
 
-def _run_values(rows: pd.DataFrame, entry: str, metric: str) -> tuple[pd.Series, pd.DataFrame]:
+def _run_values(rows: pd.DataFrame, entry: str, metric: str, aus=None) -> tuple[pd.Series, pd.DataFrame, str]:
     """This run's per-AU fold means, paper-style Avg and its spread over folds ("Avg sd"), in the
-    paper's units, for the table row ``entry``."""
+    paper's units, for the table row ``entry``, and a remark. When a fold lacks some of ``aus``
+    (the table's AUs: a row lost from a damaged store), Avg and its spread are left empty and the
+    remark says which: an Avg over fewer AUs is never shown as the table's Avg."""
     sel = rows[(rows["entry"] == entry) & (rows["metric"] == metric)]
     if sel.empty:
-        return pd.Series(dtype=float), sel
+        return pd.Series(dtype=float), sel, ""
     table = summary_table(sel, metric, by="entry")
     values = table.loc[entry].drop(labels=["folds"], errors="ignore").astype(float)
-    return values * METRICS[metric][1], sel
+    remark = ""
+    if aus:
+        have = sel.groupby("fold")["au"].agg(lambda a: {int(x) for x in a})
+        short = {int(f): sorted(set(int(a) for a in aus) - got) for f, got in have.items()
+                 if set(int(a) for a in aus) - got}
+        if short:
+            values[["Avg", "Avg sd"]] = np.nan
+            remark = "Avg not shown: " + "; ".join(
+                f"fold {f} lacks {', '.join(f'AU{a}' for a in lost)}" for f, lost in sorted(short.items())) + \
+                f" (an Avg over fewer than the table's {len(aus)} AUs)"
+    return values * METRICS[metric][1], sel, remark
 
 
 def describe_data(sel: pd.DataFrame, device: str | None = None) -> str:
@@ -147,16 +159,17 @@ def build_table(rows: pd.DataFrame, spec, device: str | None = None) -> pd.DataF
     for r in spec.rows:
         for metric in spec.metrics:
             paper, paper_notes = _paper_row(spec, r.paper, metric)
-            run, sel = _run_values(rows, r.key, metric)
+            run, sel, incomplete = _run_values(rows, r.key, metric, spec.aus)
             notes.extend(paper_notes)
             used.append(sel)
             paper, run = paper.reindex(columns).astype(float), run.reindex(columns).astype(float)
             source = {"paper": "the paper (real data)" if r.paper else "not in the paper",
-                      "this run": describe_data(sel, device), "difference": "this run - paper"}
+                      "this run": describe_data(sel, device) + (f"; {incomplete}" if incomplete else ""),
+                      "difference": "this run - paper"}
             add(r.key, r.label, r.paper, metric, ROW_KINDS, (paper, run, (run - paper).drop("Avg sd")),
                 source, r.remark)
     for r in CHANCE_ROWS:
-        run, sel = _run_values(rows, r.key, "f1")
+        run, sel, _ = _run_values(rows, r.key, "f1")
         if not sel.empty:
             add(r.key, r.label, None, "f1", ("this run",), (run,),
                 {"this run": describe_data(sel)}, r.remark)

@@ -32,6 +32,7 @@ from renet_core.data.fixtures import (
     write_video,
 )
 from renet_core.data.landmarks import (
+    LANDMARK_COUNT_MISMATCH,
     NO_LANDMARK_ENTRY,
     LandmarkFileError,
     read_bp4d_landmarks,
@@ -178,8 +179,10 @@ def test_a_short_landmark_file_warns_with_both_counts(tmp_path):
                              progress=False)
     short = [m for m in messages if "4 landmark entries for 6 images" in m]
     assert len(short) == 1 and "F001_T1.mat" in short[0] and "BP4D-training" in short[0]
-    assert sorted(out["frame"]) == [1, 2, 3, 4]
-    assert out.attrs["prepare_summary"]["skipped"] == {NO_LANDMARK_ENTRY: 2}
+    # BP4D (issue 21, case 2): which 4 of the 6 frames the entries belong to is unknown, so
+    # the sequence is skipped, named, rather than matched by position
+    assert "sequence F001 T1 is not aligned" in short[0] and len(out) == 0
+    assert out.attrs["prepare_summary"]["skipped"] == {LANDMARK_COUNT_MISMATCH: 6}
     # BP4D+: a v5 ``fit`` without frame 3, the zip holds three images of T1
     root = tmp_path / "bp4dp"
     (root / "AUCoding/AU_OCC").mkdir(parents=True)

@@ -43,10 +43,19 @@ def test_identity_covers_the_dataset_copy_and_its_label_files(tmp_path):
     assert ExperimentConfig(root=str(root)).config_hash() != first
     other = _copy(tmp_path, "BP4D-copy")                                   # another copy, same files
     assert ExperimentConfig(root=str(other)).config_hash() != ExperimentConfig(root=str(root)).config_hash()
-    # images are not fingerprinted (cheap), landmark files are
+    # images by name only (cheap: an added or deleted frame changes it, issue 21 case 2), landmark
+    # files by size and mtime; hidden files (.DS_Store ...) never
     after = ExperimentConfig(root=str(root)).config_hash()
-    (root / "Sequences" / "0002.jpg").write_bytes(b"\xff\xd8")
+    (root / "Sequences" / "0001.jpg").write_bytes(b"\xff\xd8 rewritten")
+    (root / "Sequences" / ".DS_Store").write_bytes(b"finder")
     assert ExperimentConfig(root=str(root)).config_hash() == after
+    (root / "Sequences" / "0002.jpg").write_bytes(b"\xff\xd8")
+    assert ExperimentConfig(root=str(root)).config_hash() != after
+    (root / "Sequences" / "0002.jpg").unlink()
+    assert ExperimentConfig(root=str(root)).config_hash() == after
+    (root / "Sequences" / "0001.jpg").unlink()                            # a deleted frame image
+    assert ExperimentConfig(root=str(root)).config_hash() != after
+    after = ExperimentConfig(root=str(root)).config_hash()
     (root / "2DFeatures" / "F001_T1.mat").write_bytes(b"other landmarks")
     assert ExperimentConfig(root=str(root)).config_hash() != after
 

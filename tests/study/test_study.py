@@ -57,11 +57,13 @@ def test_row_overrides_reach_the_config_and_shared_runs_share_an_identity(tmp_pa
     assert t1["renet"][0].config_hash() == t6["renet"][0].config_hash() == t8["renet"][0].config_hash()
     strategies = study.spec_configs(study.TABLES["strategies"], "smoke", folds=[1], store_dir=tmp_path)
     assert strategies["renet-all"][0].strategy == "all"
-    # a user's override reaches every run, a row's own setting wins over it
-    changed = study.spec_configs(study.TABLES["table7"], "smoke", folds=[1], store_dir=tmp_path,
-                                 lr=0.01, model="resnet18")
+    # a user's override reaches every run; one of a field that defines the rows is refused
+    # (issue 21, case 4: tests/study/test_round3_study.py)
+    changed = study.spec_configs(study.TABLES["table7"], "smoke", folds=[1], store_dir=tmp_path, lr=0.01)
     assert {c[0].lr for c in changed.values()} == {0.01}
     assert changed["renet-learnable"][0].model == "renet"
+    with pytest.raises(ValueError, match="model='resnet18' would change what its rows measure"):
+        study.spec_configs(study.TABLES["table7"], "smoke", folds=[1], store_dir=tmp_path, lr=0.01, model="resnet18")
 
 
 def test_every_detection_and_intensity_table_is_declared_once():
