@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import numpy as np
 import pytest
 
+from renet_core.data import describe_source, load_index
 from renet_core.data.labels import BP4D_AUS
 from renet_core.engine import ExperimentConfig
 from renet_core.engine.splits import synth_twin
@@ -105,6 +107,11 @@ def test_a_non_default_twin_is_its_own_folder_and_marker(tmp_path):
     assert not {"coupling", "faint_aus", "faint_gain"} & set(knobs[default.name])   # the marker of before
     assert knobs[coupled.name]["coupling"] == 0.5 and "faint_aus" not in knobs[coupled.name]
     assert knobs[control.name]["faint_aus"] == list(SETTINGS["control"]["faint_aus"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the layout quirks SynthAU plants
+        sources = {p.name: describe_source(load_index("bp4d", p)) for p in (default, coupled, control)}
+    assert sources[default.name] == "SynthAU smoke, BP4D layout (synthetic)"       # as before
+    assert "coupling 0.5" in sources[coupled.name] and "faint AU2+AU23" in sources[control.name]
     occ = sorted((coupled / "AUCoding" / "AU_OCC").glob("*.csv"))
     assert occ and any((coupled / "AUCoding" / "AU_OCC" / p.name).read_bytes()
                        != (default / "AUCoding" / "AU_OCC" / p.name).read_bytes() for p in occ)
