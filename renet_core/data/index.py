@@ -38,9 +38,12 @@ def load_index(name: str, root, **options) -> pd.DataFrame:
 
 
 def describe_source(index: pd.DataFrame) -> str:
-    """``"BP4D (real)"`` or ``"SynthAU demo, BP4D layout (synthetic)"``."""
+    """``"BP4D (real)"`` or ``"SynthAU demo, BP4D layout (synthetic)"`` (with a non-default
+    SynthAU label structure: ``"SynthAU demo, coupling 0.5, BP4D layout (synthetic)"``)."""
     dataset = DATASETS.get(index.attrs.get("dataset"), str(index.attrs.get("dataset", "?")))
     if index.attrs.get("synthetic"):
         size = index.attrs.get("synthetic_size")
-        return f"SynthAU{' ' + str(size) if size else ''}, {dataset} layout (synthetic)"
+        variant = index.attrs.get("synthetic_variant")
+        return (f"SynthAU{' ' + str(size) if size else ''}{', ' + variant if variant else ''}, "
+                f"{dataset} layout (synthetic)")
     return f"{dataset} (real)"

@@ -90,6 +90,18 @@ class Problems:
         return dict(self.counts)
 
 
+def synthetic_variant(marker: dict | None) -> str:
+    """A SynthAU copy's non-default label structure in words, from its marker's knobs (e.g.
+    "coupling 0.5, faint AU2+AU23"); "" for the default (whose marker has neither knob)."""
+    knobs = (marker or {}).get("knobs") or {}
+    words = []
+    if "coupling" in knobs:
+        words.append(f"coupling {knobs['coupling']:g}")
+    if knobs.get("faint_aus"):
+        words.append("faint " + "+".join(f"AU{a}" for a in knobs["faint_aus"]))
+    return ", ".join(words)
+
+
 def synthetic_marker(root: Path) -> dict | None:
     """The SynthAU marker ``root/SYNTHAU.json`` as a dict, or None for a real copy."""
     path = root / SYNTH_MARKER
@@ -131,6 +143,8 @@ def finalise(sequences: list[pd.DataFrame], dataset: str, root: Path, aus, inten
         "problems": problems.report(warn=marker is None),
         **conventions,
     })
+    if synthetic_variant(marker):   # only then: a default copy's attrs (and prepared caches) as before
+        index.attrs["synthetic_variant"] = synthetic_variant(marker)
     return index
 
 

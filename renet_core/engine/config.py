@@ -22,6 +22,7 @@ from renet_core.engine import identity
 from renet_core.engine.identity import ROOT_ENV
 from renet_core.engine.profiles import get_profile
 from renet_core.model import HEADS
+from renet_core.synth.defaults import SETTINGS
 from renet_core.synth.plans import SIZES
 
 #: The AUs each dataset's occurrence files carry (what ``aus`` and ``duplicate_aus`` may name).
@@ -32,7 +33,8 @@ CHOICES = {"task": ("occurrence", "intensity"), "model": ("renet", "resnet18"),
            "lr_schedule": ("constant", "cosine"), "data": ("synthetic", "real"),
            "intensity_rule": tuple(INTENSITY_RULES), "amp": ("auto", "bf16", "fp16", "off"),
            "dataset": tuple(ROOT_ENV), "head": tuple(HEADS), "duplicate_rule": ("frame", "per_au"),
-           "landmark_origin": (0, 1), "fold": (1, 2, 3), "synth_size": tuple(SIZES)}
+           "landmark_origin": (0, 1), "fold": (1, 2, 3), "synth_size": tuple(SIZES),
+           "synth_setting": tuple(SETTINGS)}
 #: Numeric ranges: field -> (test, what is expected). None (where allowed) is not tested.
 LIMITS = {
     "epochs": (lambda v: v >= 1, "an integer >= 1 (fewer would 'finish' an untrained model)"),
@@ -44,6 +46,7 @@ LIMITS = {
     "image_size": (lambda v: v >= 8, "an integer >= 8 (pixels; the paper: 224)"),
     "seed": (lambda v: v >= 0, "an integer >= 0"),
     "synth_seed": (lambda v: v >= 0, "an integer >= 0"),
+    "synth_coupling": (lambda v: np.isfinite(v) and v >= 0, "a number >= 0 (0: AUs independent, 1: default)"),
     "save_features": (lambda v: v >= 0, "an integer >= 0 (0: no features kept)"),
     "bn_refresh_batches": (lambda v: v >= 0, "an integer >= 0 (0: plain BN)"),
     "num_workers": (lambda v: v >= 0, "an integer >= 0"),
@@ -145,6 +148,8 @@ class ExperimentConfig:
     root: str | None = None               # dataset root; overrides ``data``
     synth_size: str = "demo"              # SynthAU size when synthetic: "smoke" | "demo"
     synth_seed: int = 0
+    synth_coupling: float = 1.0           # SynthAU co-occurrence: 0 AUs independent, 1 default, > 1 stronger
+    synth_setting: str = "default"        # SynthAU named setting: "default" | "control" (synth.SETTINGS)
     cache_dir: str | None = None          # default $RENET_CACHE or ~/.cache/renet_core
     image_size: int = 224                 # crop fed to the network (paper: 224 from 256)
     duplicate_aus: list[int] | None = None  # Table 8 augmentation: data.labels.RARE_AUS

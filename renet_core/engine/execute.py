@@ -24,8 +24,8 @@ from renet_core.base.device import pick_device
 from renet_core.base.io import TIME_FORMAT, locked
 from renet_core.base.progress import say
 from renet_core.engine.config import ExperimentConfig
-from renet_core.engine.identity import IDENTITY_EXCLUDED
 from renet_core.engine.evaluate import predict, score_predictions
+from renet_core.engine.identity import IDENTITY_EXCLUDED
 from renet_core.engine.loop import fit
 from renet_core.engine.precision import eval_loader, uses_channels_last
 from renet_core.engine.resume import check_checkpoints

@@ -3,9 +3,9 @@
 A table finds its results by this identity (``config_hash``), never by a label, so a run made
 with other data or other settings is never shown under a row that does not describe it. The
 data enter as :func:`data_identity`: the SynthAU twin by its layout, size, seed and generator
-version; a dataset copy by its resolved path and a fingerprint of its label and landmark files,
-image archives and videos, and the names of its frame images. A local ``pretrained`` weights
-file enters by the hash of its content, not its path.
+version (and a non-default coupling or setting); a dataset copy by its resolved path and a
+fingerprint of its label and landmark files, image archives and videos, and the names of its frame
+images. A local ``pretrained`` weights file enters by the hash of its content, not its path.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from renet_core.synth import GENERATOR_VERSION
+from renet_core.synth import GENERATOR_VERSION, variant_tag
 
 #: Environment variables naming the real datasets' roots (``data="real"``).
 ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4DPLUS"}
@@ -26,7 +26,7 @@ ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4
 #: defaults, so that runs made before they existed keep their identity.
 LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au_lr_scale": 1.0,
                 "lr_schedule": "constant", "num_workers": 0, "landmark_origin": 1,
-                "duplicate_rule": "frame"}
+                "duplicate_rule": "frame", "synth_coupling": 1.0, "synth_setting": "default"}
 #: Fields that do not change a run's results (left out of the hash). ``root`` enters it through
 #: :func:`data_identity`; ``method`` and ``profile`` are labels.
 IDENTITY_EXCLUDED = ("root", "cache_dir", "results_dir", "device", "progress", "force", "eval_batch_size",
@@ -69,10 +69,12 @@ def run_identity(cfg) -> str:
 
 
 def data_identity(cfg) -> str:
-    """What the run's data is: the SynthAU twin by layout, size, seed and generator version; a
+    """What the run's data is: the SynthAU twin by layout, size, seed, generator version and,
+    when not the default, its coupling and setting (:func:`renet_core.synth.variant_tag`); a
     dataset root by its resolved path and :func:`data_fingerprint` (label and landmark files)."""
     if not cfg.root and cfg.data == "synthetic":
-        return f"synthau:{cfg.dataset}-{cfg.synth_size}-seed{cfg.synth_seed}-v{GENERATOR_VERSION}"
+        return (f"synthau:{cfg.dataset}-{cfg.synth_size}-seed{cfg.synth_seed}-v{GENERATOR_VERSION}"
+                + variant_tag(cfg.synth_coupling, cfg.synth_setting))
     root = configured_root(cfg.dataset, cfg.root)
     if not root:
         raise ValueError(f"data='real' for {cfg.dataset} needs its root: pass root=... or set "

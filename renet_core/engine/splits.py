@@ -21,7 +21,7 @@ from renet_core.data.index import DATASETS
 from renet_core.data.layout import SYNTH_MARKER, synthetic_marker
 from renet_core.engine.identity import ROOT_ENV, configured_root
 from renet_core.model.relation import pearson_relation
-from renet_core.synth import GENERATOR_VERSION, write_dataset
+from renet_core.synth import GENERATOR_VERSION, setting_knobs, variant_tag, write_dataset
 
 
 @dataclass
@@ -46,19 +46,22 @@ def dataset_root(cfg) -> Path:
             raise ValueError(f"data='real' for {cfg.dataset} needs its root: pass root=... or set "
                              f"${ROOT_ENV[cfg.dataset]}")
         return Path(root)
-    return synth_twin(cfg.dataset, cfg.synth_size, cfg.synth_seed, cfg.cache_root())
+    return synth_twin(cfg.dataset, cfg.synth_size, cfg.synth_seed, cfg.cache_root(), cfg.synth_coupling,
+                      cfg.synth_setting)
 
 
-def synth_twin(layout: str, size: str, seed: int, cache: Path) -> Path:
-    """The SynthAU copy of ``layout``, written once (atomically: a temp folder renamed)."""
+def synth_twin(layout: str, size: str, seed: int, cache: Path, coupling: float = 1.0,
+               setting: str = "default") -> Path:
+    """The SynthAU copy of ``layout``, written once (atomically: a temp folder renamed); a
+    non-default ``coupling`` or ``setting`` (premise experiment) is its own copy."""
     # the generator version is in the name: new defaults never reuse stale images or crops
-    root = cache / "synthau" / f"{layout}-{size}-seed{seed}-v{GENERATOR_VERSION}"
+    root = cache / "synthau" / f"{layout}-{size}-seed{seed}-v{GENERATOR_VERSION}{variant_tag(coupling, setting)}"
     if (root / SYNTH_MARKER).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
-        write_dataset(layout, tmp, size=size, seed=seed)
+        write_dataset(layout, tmp, size=size, seed=seed, **setting_knobs(setting, coupling))
         try:
             os.replace(tmp, root)
         except OSError:  # another process finished first

@@ -13,6 +13,8 @@ real faces, and it is used for ResNet-18 and RE-Net alike.
 ImageNet knows no AU. So the stand-in of a run that holds AUs out (Table 6, ``holdout_aus``) is
 trained without those AUs' labels: otherwise the backbone would have been taught the very AU the
 table says was never seen, and the unseen-AU F1 would be an upper bound, not a transfer result.
+For the same reason the pretraining twin has the target's SynthAU coupling and setting (premise
+experiment): the positive control's faint AUs are faint in it too, never taught at full strength.
 
 The backbone is trained once per (source twin, image size, steps, batch, lr, seed) and cached
 under ``<cache>/pretrained/``; it is itself an ordinary run (:func:`renet_core.engine.execute.execute`).
@@ -47,6 +49,7 @@ def standin_config(cfg, steps: int = STANDIN_STEPS):
         dataset=SOURCE_LAYOUT, task="occurrence", fold=1, data="synthetic",
         aus=aus if held_out else None,
         synth_size=cfg.synth_size, synth_seed=cfg.synth_seed + PRETRAIN_SEED_OFFSET, cache_dir=cfg.cache_dir,
+        synth_coupling=cfg.synth_coupling, synth_setting=cfg.synth_setting,
         image_size=cfg.image_size, val_fraction=0.0, model="resnet18", lr=cfg.lr,
         batch_size=cfg.batch_size, epochs=max(1, steps // every), steps_per_epoch=every, patience=10**6,
         seed=cfg.seed, save_features=0, bn_refresh_batches=cfg.bn_refresh_batches,

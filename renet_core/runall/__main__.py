@@ -3,7 +3,7 @@
     python -m renet_core.runall --profile demo [--only NAME ...] [--jobs N]
 
 Each notebook in ``notebooks/`` is executed (some once per dataset, e.g. ``01_detection`` for
-BP4D, DISFA and BP4D+) with the parameters ``profile``, the output folders and the dataset
+BP4D, DISFA and BP4D+; an opt-in one, ``jobs.OPT_IN``, only when ``--only`` names it) with the parameters ``profile``, the output folders and the dataset
 roots from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS`` (a dataset that is not
 configured falls back to its SynthAU twin, and its tables say so). Executed copies go to
 ``results/notebooks/``. A failing notebook does not stop the others; the exit status is non-zero
@@ -31,7 +31,7 @@ from pathlib import Path
 from renet_core.base.io import TIME_FORMAT, write_text_atomic
 from renet_core.engine import PROFILE_NAMES
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
-from renet_core.runall.jobs import REPO, discover_jobs, run_jobs, select_jobs
+from renet_core.runall.jobs import OPT_IN, REPO, discover_jobs, run_jobs, select_jobs
 from renet_core.runall.plan import Reporter, make_plan, progress_line
 
 
@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="run only the job NAME (repeatable): a whole job name (01_detection_bp4d), a "
                         "notebook's name (01_detection: every dataset), a glob ('01_*'), or the start of "
-                        "exactly one job's name (04_relation)")
+                        "exactly one job's name (04_relation); the only way to run an opt-in notebook "
+                        "(--list marks them)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks at a time (one GPU each when there are several)")
     p.add_argument("--notebooks", default=str(REPO / "notebooks"))
     p.add_argument("--results", default=str(REPO / "results"))
@@ -75,10 +76,12 @@ def signals_as_interrupts(received: list[int]):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    all_jobs = discover_jobs(Path(args.notebooks))
+    all_jobs = discover_jobs(Path(args.notebooks), args.only)   # opt-in notebooks only when named
     jobs = select_jobs(all_jobs, args.only)
     if args.list:
-        print("\n".join(j.name for j in jobs))
+        listed = jobs if args.only else discover_jobs(Path(args.notebooks), True)
+        print("\n".join(j.name + (f"  (opt-in: --only {j.notebook.stem})" if j.notebook.stem in OPT_IN else "")
+                        for j in listed))
         return 0
     if not jobs:
         print(f"no notebooks found in {args.notebooks}", file=sys.stderr)
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
     extra: dict = {"store_dir": store and str(store), "device": args.device,
                    "folds": [int(f) for f in args.folds.split(",")] if args.folds else None}
     extra = {k: v for k, v in extra.items() if v is not None}
-    names = [j.name for j in all_jobs]
+    names = [j.name for j in discover_jobs(Path(args.notebooks), True)]   # the README keeps opt-in results
     plan = make_plan([j.name for j in jobs], args.profile, store, folds=extra.get("folds"))
     print(progress_line(plan), flush=True)
     reporter = Reporter(plan, say=lambda line: print(line, flush=True))

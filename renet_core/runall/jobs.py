@@ -43,12 +43,18 @@ class Job:
 
 #: Notebooks run once per dataset, with a ``dataset`` parameter.
 PER_DATASET = {"01_detection": ("bp4d", "disfa", "bp4dplus"), "02_intensity": ("bp4d", "disfa")}
+#: Opt-in notebooks: not in the default ``./run_all.sh`` (beyond the demo's time budget), run
+#: when ``--only`` names them (``./run_all.sh --only 11_relation_premise``).
+OPT_IN = {"11_relation_premise"}
 
 
-def discover_jobs(notebooks_dir: Path) -> list[Job]:
-    """Every ``notebooks/NN_*.ipynb`` in order; per-dataset notebooks once per dataset."""
+def discover_jobs(notebooks_dir: Path, opt_in: Sequence[str] | bool = ()) -> list[Job]:
+    """Every ``notebooks/NN_*.ipynb`` in order; per-dataset notebooks once per dataset; an
+    :data:`OPT_IN` notebook only when ``opt_in`` is True or names it (as ``--only`` does)."""
     jobs = []
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        if nb.stem in OPT_IN and not (opt_in is True or any(nb.stem.startswith(o) for o in opt_in or ())):
+            continue
         if nb.stem in PER_DATASET:
             jobs += [Job(f"{nb.stem}_{ds}", nb, {"dataset": ds}) for ds in PER_DATASET[nb.stem]]
         else:

@@ -1,8 +1,9 @@
 """Layer 4, the study: every table and figure of the paper declared once as data
 (:mod:`.tables`), turned into runs (:mod:`.configs`), reproduced by one call (:mod:`.reproduce`),
 reported beside the paper's values (:mod:`.report`, :mod:`.paper`), judged claim by claim
-(:mod:`.claims`, :mod:`.board`), drawn (:mod:`.figures`) and studied over training time
-(:mod:`.dynamics`). Imports the engine and the layers below it, never an entry point.
+(:mod:`.claims`, :mod:`.board`), drawn (:mod:`.figures`), studied over training time
+(:mod:`.dynamics`), and the relation's premise tested on SynthAU's coupling levels
+(:mod:`.premise`, notebook 11). Imports the engine and the layers below it, never an entry point.
 
     from renet_core import study
     out = study.reproduce("table1", profile="demo")

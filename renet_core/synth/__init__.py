@@ -33,6 +33,12 @@ layouts, ~4 s in all; demo BP4D 17 s, DISFA 15 s, BP4D+ 19 s (about 52 s in all,
 Difficulty knobs (:class:`~renet_core.synth.render.Knobs`; default values defined once in
 :mod:`renet_core.synth.defaults`): ``subtlety``, ``noise`` (grey levels), ``pose``,
 ``identity_spread``, ``blur``, ``jpeg_quality``, ``frame_size`` (per layout), ``time_scale``.
+
+Label structure (the premise experiment, notebook 11): ``coupling`` (0 every AU independent, 1
+the default prototypes, above 1 stronger co-occurrence; every AU's rate held at its target) and
+the named settings of :data:`SETTINGS` ("control": two AUs drawn faint beside visible partners).
+Only a non-default value enters a twin's name and data identity (:func:`variant_tag`) and the
+marker's knobs.
 """
 
 from __future__ import annotations
@@ -41,13 +47,15 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from renet_core.base.io import write_text_atomic
 from renet_core.data.layout import SYNTH_MARKER as MARKER
 
+from . import defaults
 from .aus import AU_INDEX, AU_NAMES, AUS
-from .labels import TARGET_RATES, generate_sequences, task_is_coded
+from .labels import TARGET_RATES, check_coupling, generate_sequences, task_is_coded
 from .layouts import _quirks, default_workers, write_frames, write_labels
 from .plans import PLANS, SIZES
 from .render import Knobs
@@ -72,20 +80,23 @@ def _check(layout: str, size: str) -> None:
         raise ValueError(f"unknown SynthAU size {size!r}; expected one of {SIZES}")
 
 
-def sample_sequences(layout: str, size: str = "demo", seed: int = 0, time_scale: float = 1.0):
+def sample_sequences(layout: str, size: str = "demo", seed: int = 0, time_scale: float = 1.0,
+                     coupling: float = 1.0):
     """The labelled sequences of a layout (:class:`~.labels.Sequence`), without rendering."""
     _check(layout, size)
-    return generate_sequences(layout, PLANS[layout](size, seed), seed, time_scale)
+    return generate_sequences(layout, PLANS[layout](size, seed), seed, time_scale, coupling=coupling)
 
 
-def sample_labels(layout: str, size: str = "demo", seed: int = 0, time_scale: float = 1.0) -> pd.DataFrame:
+def sample_labels(layout: str, size: str = "demo", seed: int = 0, time_scale: float = 1.0,
+                  coupling: float = 1.0) -> pd.DataFrame:
     """One row per coded frame: ``subject, task, frame, AU1..AU26`` (0/1), ``AU1_int..`` (0-5).
 
     Exactly the labels :func:`write_dataset` writes for the same arguments (before the 9 codes
     and dropped intensity rows of the layout quirks), computed without rendering any pixel.
+    ``coupling``: how strongly AUs co-occur (:func:`~.labels.generate_sequences`; 1 = default).
     """
     rows = []
-    for s in sample_sequences(layout, size, seed, time_scale):
+    for s in sample_sequences(layout, size, seed, time_scale, coupling):
         if not task_is_coded(layout, s.task):
             continue
         df = pd.DataFrame({"subject": s.subject, "task": s.task, "frame": s.frames})
@@ -97,6 +108,30 @@ def sample_labels(layout: str, size: str = "demo", seed: int = 0, time_scale: fl
     out = pd.concat(rows, ignore_index=True)
     out.attrs.update(dataset=f"SynthAU {layout}", synthetic=True)
     return out
+
+
+SETTINGS = defaults.SETTINGS
+
+
+def setting_knobs(setting: str = "default", coupling: float = defaults.COUPLING) -> dict:
+    """The :class:`Knobs` fields of the named ``setting`` (:data:`SETTINGS`) at ``coupling``, for
+    :func:`write_dataset`; ``{}`` for the default setting at the default coupling."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown SynthAU setting {setting!r}; expected one of {tuple(SETTINGS)}")
+    knobs = dict(SETTINGS[setting])
+    if check_coupling(coupling) != defaults.COUPLING:
+        knobs["coupling"] = float(coupling)
+    return knobs
+
+
+def variant_tag(coupling: float = defaults.COUPLING, setting: str = "default") -> str:
+    """What a non-default coupling or setting adds to a SynthAU twin's name and data identity:
+    ``""`` for the defaults (so the default datasets keep their names and identities), else e.g.
+    ``"-coupling0.5"``, ``"-control"`` or ``"-coupling2-control"``."""
+    setting_knobs(setting, coupling)   # checks both
+    tag = "" if float(coupling) == defaults.COUPLING else \
+        f"-coupling{np.format_float_positional(float(coupling), trim='-')}"
+    return tag + ("" if setting == "default" else f"-{setting}")
 
 
 def marker_payload(layout: str, size: str, seed: int, knobs: Knobs) -> dict:
@@ -138,7 +173,7 @@ def write_dataset(layout: str, root: str | Path, size: str = "smoke", seed: int 
         raise FileExistsError(f"{root} is not empty and has no {MARKER}; refusing to write "
                               "SynthAU data over what may be a real dataset")
     root.mkdir(parents=True, exist_ok=True)
-    seqs = generate_sequences(layout, PLANS[layout](size, seed), seed, k.time_scale)
+    seqs = generate_sequences(layout, PLANS[layout](size, seed), seed, k.time_scale, coupling=k.coupling)
     quirks = _quirks(layout, seqs, seed)
     write_text_atomic(root / "README_SYNTHETIC.txt",
                       README.format(layout=layout, size=size, seed=seed, real=REAL_NAMES[layout]))
@@ -158,4 +193,4 @@ def write_dataset(layout: str, root: str | Path, size: str = "smoke", seed: int 
 
 
 __all__ = ["write_dataset", "sample_labels", "sample_sequences", "read_marker", "Knobs",
-           "LAYOUTS", "AUS", "AU_NAMES", "TARGET_RATES", "MARKER"]
+           "LAYOUTS", "AUS", "AU_NAMES", "TARGET_RATES", "MARKER", "SETTINGS", "setting_knobs", "variant_tag"]

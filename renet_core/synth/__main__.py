@@ -1,4 +1,5 @@
-"""CLI: ``python -m renet_core.synth LAYOUT ROOT [--size smoke|demo] [--seed N]`` (synthetic data)."""
+"""CLI: ``python -m renet_core.synth LAYOUT ROOT [--size smoke|demo] [--seed N] [--coupling C]
+[--setting default|control]`` (synthetic data)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import time
 
-from . import LAYOUTS, read_marker, write_dataset
+from . import LAYOUTS, SETTINGS, read_marker, setting_knobs, write_dataset
 from .plans import SIZES
 
 
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--coupling", type=float, default=1.0,
+                        help="AU co-occurrence: 0 independent, 1 the default prototypes, above 1 stronger")
+    parser.add_argument("--setting", choices=tuple(SETTINGS), default="default",
+                        help="a named setting; 'control': the premise experiment's positive control")
     for knob, typ in (("subtlety", float), ("noise", float), ("pose", float),
                       ("identity_spread", float), ("blur", float), ("jpeg_quality", int)):
         parser.add_argument("--" + knob.replace("_", "-"), dest=knob, type=typ, default=None)
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     knobs = {k: v for k, v in vars(args).items()
              if k in ("subtlety", "noise", "pose", "identity_spread", "blur", "jpeg_quality")
              and v is not None}
+    knobs.update(setting_knobs(args.setting, args.coupling))
     t0 = time.time()
     root = write_dataset(args.layout, args.root, size=args.size, seed=args.seed,
                          workers=args.workers, overwrite=args.overwrite, progress=True, **knobs)

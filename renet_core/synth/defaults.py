@@ -20,3 +20,10 @@ IDENTITY_SPREAD = 0.5   # scale of between-subject variation of shape and appear
 BLUR = 0.6              # Gaussian blur sigma, pixels
 JPEG_QUALITY = 90
 TIME_SCALE = 1.0        # stretches expression episodes
+COUPLING = 1.0          # how strongly AUs co-occur: 0 independent, 1 the prototypes, > 1 stronger
+
+#: Named SynthAU settings: the knobs each adds to the defaults (``ExperimentConfig.synth_setting``).
+#: "control" is the premise experiment's positive control (docs/reproduction-notes.md, "The premise
+#: experiment"): AU2 and AU23 drawn at a quarter of their pixel effect, while their strongest
+#: label partners (AU1; AU24 and AU17) stay fully visible.
+SETTINGS = {"default": {}, "control": {"faint_aus": (2, 23), "faint_gain": 0.25}}

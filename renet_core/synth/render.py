@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 
 from . import defaults
+from .aus import AU_INDEX, AUS
 from .face import Identity, Pose, background_image, render_face, sample_identity
-from .labels import rng_for
+from .labels import check_coupling, rng_for
 
 #: Default frame sizes (width, height). The real BP4D and BP4D+ frames are 1040x1392 (portrait)
 #: and DISFA's 1024x768; SynthAU draws about 1/6 (BP4D, BP4D+) and 1/4.6 (DISFA) of that for
@@ -38,6 +39,15 @@ class Knobs:
     * ``blur``: Gaussian blur sigma in pixels; ``jpeg_quality``.
     * ``frame_size``: ``(width, height)``; ``None`` = :data:`FRAME_SIZES` of the layout.
     * ``time_scale``: stretches expression episodes (frames per episode).
+    * ``coupling``: how strongly AUs co-occur, each AU's rate held at its target (0: every AU
+      independent, 1: the default prototypes, above 1: stronger; see
+      :func:`~renet_core.synth.labels.generate_sequences`). Labels, hence pixels.
+    * ``faint_aus``, ``faint_gain``: these AUs are drawn with their continuous intensity times
+      ``faint_gain`` (every pixel effect of theirs weaker; labels unchanged): the positive
+      control of the premise experiment (``defaults.SETTINGS``).
+
+    The last three enter :meth:`as_dict` (the ``SYNTHAU.json`` marker) only when they differ from
+    their defaults, so a default dataset's marker is what it was before they existed.
     """
 
     subtlety: float = defaults.SUBTLETY
@@ -48,6 +58,26 @@ class Knobs:
     jpeg_quality: int = defaults.JPEG_QUALITY
     frame_size: tuple[int, int] | None = None
     time_scale: float = defaults.TIME_SCALE
+    coupling: float = defaults.COUPLING
+    faint_aus: tuple[int, ...] = ()
+    faint_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coupling", check_coupling(self.coupling))
+        object.__setattr__(self, "faint_aus", tuple(int(a) for a in self.faint_aus))
+        stray = [a for a in self.faint_aus if a not in AU_INDEX]
+        if stray:
+            raise ValueError(f"SynthAU faint_aus {stray} are not rendered AUs; expected AUs among {AUS}")
+        if not 0.0 <= float(self.faint_gain) <= 1.0:
+            raise ValueError(f"SynthAU faint_gain={self.faint_gain!r}; expected a number in [0, 1]")
+
+    def pixel_amplitudes(self, amplitudes: np.ndarray) -> np.ndarray:
+        """``[n, 17]`` continuous intensities as drawn: ``faint_aus`` times ``faint_gain``."""
+        if not self.faint_aus or self.faint_gain == 1.0:
+            return amplitudes
+        gain = np.ones(len(AUS))
+        gain[[AU_INDEX[a] for a in self.faint_aus]] = self.faint_gain
+        return np.asarray(amplitudes) * gain
 
     def size_for(self, layout: str) -> tuple[int, int]:
         """``(width, height)`` of the frames of ``layout``."""
@@ -56,7 +86,15 @@ class Knobs:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["frame_size"] = list(d["frame_size"]) if d["frame_size"] else None
+        d["faint_aus"] = list(d["faint_aus"])
+        for name, default in LATER_KNOBS.items():   # absent at their defaults (class docstring)
+            if d[name] == default:
+                del d[name]
         return d
+
+
+#: Knobs added after datasets were first written, in the marker only when not at these defaults.
+LATER_KNOBS = {"coupling": defaults.COUPLING, "faint_aus": [], "faint_gain": 1.0}
 
 
 def identity_for(seed: int, layout: str, subject: str, knobs: Knobs) -> Identity:
@@ -93,6 +131,7 @@ def render_sequence(ident: Identity, amplitudes: np.ndarray, rng: np.random.Gene
                     knobs: Knobs, width: int, height: int, yaw_offset: float = 0.0,
                     ) -> tuple[list[np.ndarray], np.ndarray, list[Pose]]:
     """Draw every frame of one sequence; returns ``(images BGR uint8, landmarks [n,68,2], poses)``."""
+    amplitudes = knobs.pixel_amplitudes(amplitudes)
     n = len(amplitudes)
     poses = pose_track(rng, n, width, height, knobs.pose, yaw_offset)
     bg = background_image(ident, width, height)

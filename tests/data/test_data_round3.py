@@ -168,7 +168,7 @@ def test_a_second_prepare_waits_and_deletes_no_live_writers_file(tmp_path):
 
 def test_prepare_with_workers_from_an_unguarded_script_ends(tmp_path):
     root, _ = _bp4d(tmp_path / "bp4d")
-    import shutil                                   # a second sequence: two jobs, so a pool
+    import shutil  # a second sequence: two jobs, so a pool
     shutil.copy(root / "AUCoding/AU_OCC/F001_T1.csv", root / "AUCoding/AU_OCC/F002_T1.csv")
     shutil.copytree(root / "BP4D-training/F001", root / "BP4D-training/F002")
     shutil.copy(root / "2DFeatures/F001_T1.mat", root / "2DFeatures/F002_T1.mat")

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_experiment import toy_config, toy_factory, toy_run, toy_splits
 
-from renet_core.engine import ExperimentConfig, evaluate, load_splits, run
+from renet_core.engine import ExperimentConfig, evaluate, load_splits
 from renet_core.engine import execute as experiment
 from renet_core.engine.store import ResultsStore
 from renet_core.model import build_model, read_checkpoint, save_checkpoint
-from test_experiment import toy_config, toy_factory, toy_run, toy_splits
 
 
 def _no_data(*args, **kwargs):

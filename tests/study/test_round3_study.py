@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_report import make_rows
 
 from renet_core import study
 from renet_core.engine.store import ResultsStore
 from renet_core.study import report
 from renet_core.study.configs import row_fields
-from test_report import BP4D_AUS, make_rows
 
 
 @pytest.fixture(autouse=True)

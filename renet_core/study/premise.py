@@ -1,0 +1,348 @@
+"""The premise experiment (issue 24, notebook 11): does RE-Net's relation help more when AUs
+co-occur more?
+
+RE-Net's argument (Eq. 4-5) is that the correlation between AUs carries information the
+AU-conditioned BN can use. On real data the relations are whatever the subjects did; SynthAU can
+set them. ``synth_coupling`` changes how strongly AUs co-occur with every AU's rate held at its
+target (0: every AU independent, 1: the default, 2: stronger), and ``synth_setting="control"`` is
+a positive control built so that the relation must help: AU2 and AU23 drawn at a quarter of their
+pixel effect beside fully visible partners (docs/reproduction-notes.md, "The premise experiment").
+
+For every setting x model x fold the run's config is built through the same engine as every
+table (Table 7's rows: ResNet-18, RE-Net with Eq. 3 only, with the fixed PCC relation, optionally
+the learnable one; at coupling 1 they are Table 1's and Table 7's runs, reused), what is missing
+is run, and :func:`study` writes
+
+* ``results/premise.csv``: one row per run (setting, coupling, model, fold, avg_f1, per-AU F1 in
+  percent, the run's identity, steps and data source);
+* ``results/premise_labels.csv``: per setting, the mean absolute PCC over the off-diagonal pairs
+  of the 12 BP4D AUs, over all labelled frames (each a training frame in two of the three folds)
+  and the mean over folds of each fold's training labels (the relation RE-Net is built from);
+* ``results/premise.md`` and ``figures/premise.png``: RE-Net minus Eq. 3 alone and RE-Net minus
+  ResNet-18 per setting, each with its 95% interval over folds (:func:`paired_interval`), against
+  mean |PCC|, on all 12 AUs and on the control's faint AUs.
+
+    from renet_core.study import premise
+    out = premise.study(profile="demo")     # 4 couplings + the control x 3 models x 3 folds
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from renet_core.base.io import to_csv_atomic, write_text_atomic
+from renet_core.engine import load_splits, profile_setting
+from renet_core.engine.profiles import get_profile
+from renet_core.engine.splits import relation_from_training
+from renet_core.study import intervals
+from renet_core.study.configs import au_steps, run_configs, spec_configs, training_budget
+from renet_core.study.figures import pyplot, save_figure
+from renet_core.study.report import markdown_grid
+from renet_core.study.reproduce import Reproduced
+from renet_core.study.tables import TABLES
+from renet_core.synth import SETTINGS
+
+#: The coupling levels run by default: mean |PCC| of the demo labels about 0.04, 0.07, 0.15, 0.19.
+DEFAULT_COUPLINGS = (0.0, 0.5, 1.0, 2.0)
+#: The positive control's coupling: its labels are exactly those of the coupling-2 setting, so the
+#: two differ only in the faint AUs' pixels.
+CONTROL_COUPLING = 2.0
+#: The compared models: Table 7's rows, by key.
+MODEL_ROWS = {row.key: row for row in TABLES["table7"].rows}
+DEFAULT_MODELS = ("resnet18", "renet-none", "renet")
+#: ``(model, minus model, label)``: the differences drawn and tabulated (when both were run).
+COMPARISONS = (("renet", "renet-none", "RE-Net (fixed PCC) minus Eq. 3 alone"),
+               ("renet", "resnet18", "RE-Net (fixed PCC) minus ResNet-18"),
+               ("renet-learnable", "renet-none", "RE-Net (learnable) minus Eq. 3 alone"))
+FOLDS = (1, 2, 3)
+FAINT_AUS = tuple(SETTINGS["control"]["faint_aus"])
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One data setting of the experiment: a SynthAU coupling and named setting."""
+
+    name: str
+    coupling: float
+    synth_setting: str = "default"
+
+
+def settings(couplings: Sequence[float] | None = None, include_control: bool = True) -> list[Setting]:
+    """The settings run: one per coupling (default :data:`DEFAULT_COUPLINGS`), then the control."""
+    out = [Setting(f"coupling {float(c):g}", float(c)) for c in (DEFAULT_COUPLINGS if couplings is None else couplings)]
+    if include_control:
+        out.append(Setting("control", CONTROL_COUPLING, "control"))
+    return out
+
+
+def paired_interval(differences: Sequence[float]) -> tuple[float, float, float, str]:
+    """``(mean, low, high, method)`` of per-fold paired differences: the claims scoreboard's 95%
+    interval (:func:`renet_core.study.intervals.paired_t_interval`); every interval of this module
+    (table, figure, trend) goes through here. One fold: the mean and no interval."""
+    d = [x for x in differences if np.isfinite(x)]
+    if not d:
+        return float("nan"), float("nan"), float("nan"), "not run"
+    mean, low, high = intervals.paired_t_interval(d)
+    if len(d) < 2:
+        return mean, float("nan"), float("nan"), "1 fold: no interval"
+    return mean, low, high, f"{intervals.T_METHOD}, {len(d)} folds"
+
+
+def budget(profile: str, steps: int | None = None) -> dict:
+    """The runs' training budget: the profile's table budget for BP4D detection (the parity
+    budget, ``table_budgets``); ``steps`` (per run) overrides it, over as many epochs."""
+    base = profile_setting(profile, "table_budgets", ("bp4d", "occurrence"), {}) or {}
+    if steps is None:
+        return dict(base)
+    if int(steps) < 1:
+        raise ValueError(f"steps={steps!r}; expected an integer >= 1 (training steps per run)")
+    epochs = min(int(steps), int(base.get("epochs") or get_profile(profile).get("epochs", 1)))
+    return {"epochs": epochs, "steps_per_epoch": max(1, int(round(int(steps) / epochs)))}
+
+
+def setting_configs(setting: Setting, profile: str = "demo", folds: Sequence[int] = FOLDS,
+                    models: Sequence[str] = DEFAULT_MODELS, steps: int | None = None, store_dir=None,
+                    **changes) -> dict[str, list]:
+    """``{model: [config of fold f, ...]}`` of one setting: Table 7's rows on the BP4D SynthAU twin
+    with the setting's coupling and named setting, at :func:`budget`."""
+    unknown = [m for m in models if m not in MODEL_ROWS]
+    if unknown:
+        raise ValueError(f"unknown premise models {unknown}; expected among {list(MODEL_ROWS)}")
+    spec = dataclasses.replace(TABLES["table7"], rows=tuple(MODEL_ROWS[m] for m in models))
+    return spec_configs(spec, profile, None, list(folds), store_dir, data="synthetic",
+                        synth_coupling=setting.coupling, synth_setting=setting.synth_setting,
+                        **{**budget(profile, steps), **changes})
+
+
+def mean_abs_pcc(matrix) -> float:
+    """Mean absolute correlation over the off-diagonal pairs of a relation matrix."""
+    m = np.asarray(matrix, dtype=float)
+    return float(np.abs(m[~np.eye(len(m), dtype=bool)]).mean())
+
+
+def label_strength(setting: Setting, configs: dict[str, list]) -> dict:
+    """The setting's label correlation (:data:`premise_labels.csv`'s row): the frames every run
+    of a fold sees (:func:`renet_core.engine.load_splits`), their 12 BP4D AUs' PCC as RE-Net's
+    relation is built (:func:`relation_from_training`: a fold's training and validation frames)."""
+    per_fold, frames = [], None
+    for cfg in next(iter(configs.values())):     # every model of a fold sees the same frames
+        splits = load_splits(cfg)
+        per_fold.append(mean_abs_pcc(relation_from_training(pd.concat([splits.train, splits.val]), cfg)))
+        if frames is None:
+            frames, first = pd.concat([splits.train, splits.val, splits.test]), cfg
+    return {"setting": setting.name, "coupling": setting.coupling, "synth_setting": setting.synth_setting,
+            "mean_abs_pcc": mean_abs_pcc(relation_from_training(frames, first)),
+            "mean_abs_pcc_train": float(np.mean(per_fold)), "frames": len(frames), "folds": len(per_fold)}
+
+
+def run_table(setting: Setting, configs: dict[str, list], rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of a setting: avg and per-AU F1 in percent (``f1_AU<n>``)."""
+    by_hash = {c.config_hash(): c for cfgs in configs.values() for c in cfgs}
+    records = []
+    for (model, fold), part in rows[rows["metric"] == "f1"].groupby(["entry", "fold"], sort=False):
+        f1 = part.groupby("au")["value"].mean() * 100.0
+        ident = str(part["config_hash"].iloc[0])
+        records.append({"setting": setting.name, "coupling": setting.coupling,
+                        "synth_setting": setting.synth_setting, "model": model, "fold": int(fold),
+                        "avg_f1": float(f1.mean()), **{f"f1_AU{int(a)}": float(v) for a, v in f1.items()},
+                        "steps": au_steps(by_hash[ident]) if ident in by_hash else None, "config_hash": ident,
+                        "data_source": str(part["data_source"].iloc[0])})
+    return pd.DataFrame.from_records(records)
+
+
+def _fold_difference(runs: pd.DataFrame, setting: str, better: str, other: str, aus) -> pd.Series:
+    cols = [f"f1_AU{a}" for a in aus]
+    part = runs[runs["setting"] == setting]
+    a = part[part["model"] == better].set_index("fold")[cols].mean(axis=1)
+    b = part[part["model"] == other].set_index("fold")[cols].mean(axis=1)
+    return (a - b).dropna()
+
+
+def differences(runs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, comparison and AU set (all 12; the control's faint AUs): the paired
+    difference over folds and its interval (:func:`paired_interval`), beside mean |PCC|."""
+    pcc = labels.set_index("setting")["mean_abs_pcc"]
+    aus = sorted(int(c[len("f1_AU"):]) for c in runs.columns if c.startswith("f1_AU"))
+    records = []
+    for setting in dict.fromkeys(runs["setting"]):
+        models = set(runs.loc[runs["setting"] == setting, "model"])
+        for better, other, label in COMPARISONS:
+            if not {better, other} <= models:
+                continue
+            for which, chosen in (("all", aus), ("faint", [a for a in FAINT_AUS if a in aus])):
+                d = _fold_difference(runs, setting, better, other, chosen)
+                mean, low, high, how = paired_interval(d.to_numpy())
+                records.append({"setting": setting, "mean_abs_pcc": float(pcc.get(setting, np.nan)),
+                                "comparison": label, "model": better, "minus": other, "aus": which,
+                                "difference": mean, "low": low, "high": high, "folds": len(d), "interval": how})
+    return pd.DataFrame.from_records(records)
+
+
+def trends(runs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Does the gain grow with the correlation? Per comparison (all AUs), per fold the
+    least-squares slope of the difference against mean |PCC| over the coupling settings (not the
+    control), in F1 points per +0.1 mean |PCC|, and its interval over folds."""
+    coupled = labels[labels["synth_setting"] == "default"].set_index("setting")["mean_abs_pcc"]
+    aus = sorted(int(c[len("f1_AU"):]) for c in runs.columns if c.startswith("f1_AU"))
+    records = []
+    for better, other, label in COMPARISONS:
+        per_setting = {s: _fold_difference(runs, s, better, other, aus) for s in coupled.index}
+        per_setting = {s: d for s, d in per_setting.items() if len(d)}
+        if len(per_setting) < 2:
+            continue
+        table = pd.DataFrame(per_setting)                 # folds x settings
+        slopes = [float(np.polyfit(coupled[row.dropna().index], row.dropna(), 1)[0]) * 0.1
+                  for _, row in table.iterrows() if row.notna().sum() >= 2]
+        mean, low, high, how = paired_interval(slopes)
+        records.append({"comparison": label, "slope_per_0.1_pcc": mean, "low": low, "high": high,
+                        "settings": len(per_setting), "folds": len(slopes), "interval": how})
+    return pd.DataFrame.from_records(records)
+
+
+def _fmt(x: float, digits: int = 1, sign: bool = True) -> str:
+    return "" if not np.isfinite(x) else (f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}")
+
+
+def _interval(low: float, high: float, digits: int = 1) -> str:
+    return "" if not (np.isfinite(low) and np.isfinite(high)) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def render(runs: pd.DataFrame, labels: pd.DataFrame, diffs: pd.DataFrame, trend: pd.DataFrame, source: str,
+           budget_text: str, figure: str | None = None) -> str:
+    """``results/premise.md``."""
+    models = list(dict.fromkeys(runs["model"]))
+    pcc = labels.set_index("setting")
+    f1 = [[s, f"{pcc.loc[s, 'coupling']:g}", _fmt(pcc.loc[s, "mean_abs_pcc"], 3, False)]
+          + [_cell(runs[(runs["setting"] == s) & (runs["model"] == m)]["avg_f1"]) for m in models]
+          for s in pcc.index]
+    diff_rows = [[r["setting"], _fmt(r["mean_abs_pcc"], 3, False), r["comparison"],
+                  "all 12" if r["aus"] == "all" else "+".join(f"AU{a}" for a in FAINT_AUS),
+                  _fmt(r["difference"]), _interval(r["low"], r["high"]), str(r["folds"])]
+                 for r in diffs.to_dict("records")]
+    how = sorted(set(diffs["interval"])) if len(diffs) else []
+    lines = [
+        "# The premise experiment: does RE-Net's relation gain grow with the AU correlation?", "",
+        f"Data: {source}. **Synthetic**: SynthAU's coupling knob sets how strongly AUs co-occur (0: every AU "
+        "independent, 1: the default, 2: stronger; each AU's occurrence rate held at its target), and the "
+        f"positive control draws {', '.join(f'AU{a}' for a in FAINT_AUS)} at a quarter of their pixel effect beside "
+        f"fully visible partners, at coupling {CONTROL_COUPLING:g} (its labels are the coupling-{CONTROL_COUPLING:g} "
+        "setting's). These numbers test the relation's premise on a generator, not the paper's numbers.",
+        "", budget_text + " F1 in percent; a run is one subject-exclusive fold.", "",
+        "## Label correlation per setting", "",
+        "Mean |PCC| over the off-diagonal pairs of the 12 BP4D AUs: over all labelled frames (each a "
+        "training frame in two of the three folds), and the mean over folds of each fold's training labels "
+        "(what RE-Net's relation is built from; with ~1,600 frames independent AUs show about 0.05 by chance).", "",
+        markdown_grid(["setting", "coupling", "mean abs PCC (all frames)", "mean abs PCC (fold training)", "frames"],
+                      [[r["setting"], f"{r['coupling']:g}", _fmt(r["mean_abs_pcc"], 3, False),
+                        _fmt(r["mean_abs_pcc_train"], 3, False), str(r["frames"])]
+                       for r in labels.to_dict("records")]), "",
+        "## Average F1 (%) per model (mean ± sd over folds)", "",
+        markdown_grid(["setting", "coupling", "mean abs PCC"] + models, f1), "",
+        "## Differences (F1 points) with their 95% interval over folds", "",
+        f"Interval: {'; '.join(how) or 'none'} (`premise.paired_interval`). A difference whose interval "
+        "lies above zero favours the first model; one that covers zero is inconclusive.", "",
+        markdown_grid(["setting", "mean abs PCC", "comparison", "AUs", "difference", "95% interval", "folds"],
+                      diff_rows), ""]
+    if len(trend):
+        lines += ["## Trend: does the difference grow with mean |PCC|?", "",
+                  "Per fold, the least-squares slope of the difference (all 12 AUs) against mean |PCC| over the "
+                  "coupling settings (not the control), in F1 points per +0.1 mean |PCC|; its interval over folds.", "",
+                  markdown_grid(["comparison", "slope per +0.1 mean abs PCC", "95% interval", "settings", "folds"],
+                                [[r["comparison"], _fmt(r["slope_per_0.1_pcc"], 2), _interval(r["low"], r["high"], 2),
+                                  str(r["settings"]), str(r["folds"])] for r in trend.to_dict("records")]), ""]
+    if figure:
+        lines += [f"![premise]({figure})", ""]
+    return "\n".join(lines)
+
+
+def _cell(values: pd.Series) -> str:
+    v = values.dropna().to_numpy(dtype=float)
+    if not len(v):
+        return ""
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+
+def figure(diffs: pd.DataFrame, title: str = ""):
+    """One panel per comparison: the difference (F1 points) with its 95% interval against mean
+    |PCC|; coupling settings joined by a line (all 12 AUs solid, the faint AUs dashed), the
+    control as stars (filled: all AUs, open: its faint AUs)."""
+    plt = pyplot()
+    comparisons = list(dict.fromkeys(diffs["comparison"]))
+    fig, axes = plt.subplots(1, max(1, len(comparisons)), figsize=(5.2 * max(1, len(comparisons)), 4.2),
+                             squeeze=False)
+    span = float(np.ptp(diffs["mean_abs_pcc"])) if len(diffs) else 0.0
+    nudge = 0.015 * (span or 0.1)      # sideways, so that markers at one mean |PCC| do not hide each other
+    for ax, comparison in zip(axes[0], comparisons):
+        part = diffs[diffs["comparison"] == comparison]
+        control = part["setting"].str.contains("control")
+        for which, style, label in (("all", "o-", "all 12 AUs"),
+                                    ("faint", "s--", "+".join(f"AU{a}" for a in FAINT_AUS) + " only")):
+            for is_control, marker in ((False, style), (True, "*")):
+                sel = part[(part["aus"] == which) & (control == is_control)].sort_values("mean_abs_pcc")
+                if sel.empty:
+                    continue
+                err = np.abs(np.vstack([sel["difference"] - sel["low"], sel["high"] - sel["difference"]]))
+                err = np.nan_to_num(err, nan=0.0)
+                colour = "tab:red" if is_control else "tab:blue" if which == "all" else "tab:grey"
+                name = f"control, {label}" if is_control else f"coupling settings, {label}"
+                x = sel["mean_abs_pcc"] + nudge * ((which == "faint") + 2 * is_control)
+                ax.errorbar(x, sel["difference"], yerr=err, fmt=marker, color=colour,
+                            capsize=3, markersize=12 if is_control else 5, label=name,
+                            mfc="none" if is_control and which == "faint" else colour)
+        for r in part[(part["aus"] == "all") & ~control].to_dict("records"):
+            ax.annotate(r["setting"].replace("coupling ", "c="), (r["mean_abs_pcc"], r["difference"]),
+                        textcoords="offset points", xytext=(4, 6), fontsize=7)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("mean |PCC| of the labels, 12 BP4D AUs (markers nudged apart)")
+        ax.set_ylabel("difference in F1 points (95% interval)")
+        ax.set_title(comparison, fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def study(profile: str = "demo", folds: Sequence[int] | None = None, couplings: Sequence[float] | None = None,
+          include_control: bool = True, models: Sequence[str] | None = None, *, steps: int | None = None,
+          device: str | None = None, store_dir=None, tables_dir: str | os.PathLike = "results",
+          figures_dir: str | os.PathLike = "figures", name: str = "premise", **changes) -> Reproduced:
+    """Run the premise experiment (module docstring) and write its four outputs; returns them as a
+    :class:`~renet_core.study.reproduce.Reproduced` (``table``: the runs; ``extra``: ``labels``,
+    ``differences``, ``trends``, ``configs``). ``folds`` default all three, ``couplings``
+    :data:`DEFAULT_COUPLINGS`, ``models`` :data:`DEFAULT_MODELS` (add ``"renet-learnable"`` for
+    the learnable relation), ``steps`` per run the profile's parity budget (:func:`budget`);
+    ``changes`` are ExperimentConfig fields for every run. Finished runs are reused."""
+    folds = list(folds) if folds else list(FOLDS)
+    models = list(models) if models else list(DEFAULT_MODELS)
+    chosen = settings(couplings, include_control)
+    configs, runs, labels = {}, [], []
+    for setting in chosen:
+        configs[setting] = setting_configs(setting, profile, folds, models, steps, store_dir, device=device,
+                                           **changes)
+        print(f"premise: {setting.name} (coupling {setting.coupling:g}, {setting.synth_setting})", flush=True)
+        runs.append(run_table(setting, configs[setting], run_configs(configs[setting])))
+        labels.append(label_strength(setting, configs[setting]))
+    runs, labels = pd.concat(runs, ignore_index=True), pd.DataFrame.from_records(labels)
+    runs.insert(3, "mean_abs_pcc", runs["setting"].map(labels.set_index("setting")["mean_abs_pcc"]))
+    diffs, trend = differences(runs, labels), trends(runs, labels)
+    first = next(iter(configs.values()))
+    source = (f"SynthAU {next(iter(first.values()))[0].synth_size}, BP4D layout (synthetic): couplings "
+              + ", ".join(f"{s.coupling:g}" for s in chosen if s.synth_setting == "default")
+              + (" and the positive control" if include_control else ""))
+    tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
+    png = save_figure(figure(diffs, f"The premise experiment ({source})"), figures_dir / f"{name}.png")
+    csv = to_csv_atomic(runs, tables_dir / f"{name}.csv", index=False, float_format="%.4f")
+    labels_csv = to_csv_atomic(labels, tables_dir / f"{name}_labels.csv", index=False, float_format="%.4f")
+    budget_text = training_budget({f"{s.name}: {m}": cfgs for s, by in configs.items() for m, cfgs in by.items()})
+    text = render(runs, labels, diffs, trend, source, budget_text, os.path.relpath(png.resolve(), tables_dir.resolve()))
+    md = write_text_atomic(tables_dir / f"{name}.md", text)
+    return Reproduced(name, text, source, [csv, labels_csv, Path(md), png], table=runs, figure=png,
+                      extra={"labels": labels, "differences": diffs, "trends": trend, "configs": configs})
