@@ -33,6 +33,7 @@ from renet_core.engine import PROFILE_NAMES
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
 from renet_core.runall.jobs import OPT_IN, REPO, discover_jobs, run_jobs, select_jobs
 from renet_core.runall.plan import Reporter, make_plan, progress_line
+from renet_core.runall.pool import train_ahead
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--folds", default=None, help="e.g. 1,2,3 (default: all three)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per notebook")
+    p.add_argument("--train-jobs", type=int, default=0, metavar="N",
+                   help="train the notebooks' runs first, N processes at a time (0: the notebooks train them)")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
     return p.parse_args(argv)
 
@@ -95,11 +98,13 @@ def main(argv=None) -> int:
     plan = make_plan([j.name for j in jobs], args.profile, store, folds=extra.get("folds"))
     print(progress_line(plan), flush=True)
     reporter = Reporter(plan, say=lambda line: print(line, flush=True))
-    reporter.start()
     received: list[int] = []
     started, commit = time.perf_counter(), git_commit()   # the code the notebooks run (before they write)
     try:
         with signals_as_interrupts(received):
+            if args.train_jobs:
+                train_ahead(plan, args.train_jobs, say=lambda line: print(line, flush=True))
+            reporter.start()
             outcome = run_jobs(jobs, args.profile, results, figures, args.jobs, extra, args.timeout, commit)
     except KeyboardInterrupt:
         reporter.stop()

@@ -281,3 +281,19 @@ def test_plan_counts_runs_and_estimates_the_time_to_go_from_recorded_step_costs(
     assert (done, total) == (2, 6) and minutes == pytest.approx(4 * 8 * 2.0 / 60)   # 4 runs x 8 steps x 2 s
     assert planning.fresh_cache_seconds(the_plan, "01_detection_bp4d") == pytest.approx(6 * 16.0)
     assert "2 of 6 done; about 1 min to go" in planning.progress_line(the_plan)
+
+
+@pytest.mark.slow
+def test_runs_trained_ahead_in_two_processes_are_the_notebooks_runs(tmp_path, monkeypatch):
+    """run_all --train-jobs 2: every planned run is trained before the notebooks, in two worker
+    processes; the plan then counts them all done."""
+    from renet_core.runall import plan as planning
+    from renet_core.runall.pool import train_ahead
+
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+    the_plan = planning.make_plan(["02_intensity_bp4d"], "smoke", tmp_path / "runs", folds=[1])
+    lines = []
+    train_ahead(the_plan, 2, say=lines.append)
+    assert the_plan.done() == set(the_plan.configs) and len(the_plan.configs) == 2
+    assert any("2 processes of 1 thread" in line for line in lines)
+    assert lines[-1].endswith("all 2 done")
