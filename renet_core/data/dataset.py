@@ -9,6 +9,11 @@ Crops are decoded with OpenCV and augmented with plain tensor slicing, so an ite
 decode (or nothing with ``in_memory=True``, which decodes every crop once up front: meant for
 small demo sets). If the cache size differs from ``round(image_size * 256 / 224)`` the crop is
 resized to it first, keeping the paper's 256:224 ratio.
+
+Augmentation does not depend on the loader's workers: the crop offset and the flip of a training
+item come from a generator seeded by (``seed``, epoch, item index) (:meth:`AUDataset.set_epoch`,
+called by the training loader before each epoch's workers start), never from torch's global
+RNG, which each worker process seeds its own way. So any ``num_workers`` gives the same batches.
 """
 
 from __future__ import annotations
@@ -48,18 +53,22 @@ class AUDataset(Dataset):
 
     ``frames``: rows with a ``crop`` column (from :func:`renet_core.data.prepare`); ``aus``: AU
     numbers (columns ``AU<n>`` for ``task="occurrence"``, ``AU<n>_int`` for ``"intensity"``).
-    Unknown labels (NaN) have target 0 and mask False.
+    Unknown labels (NaN) have target 0 and mask False. With ``train=True`` each item is randomly
+    cropped and flipped by ``numpy.random.default_rng((seed, epoch, item))`` (:meth:`set_epoch`).
     """
 
     def __init__(self, frames: pd.DataFrame, aus, task: str = "occurrence", train: bool = False,
                  image_size: int = 224, duplicate_aus=None, in_memory: bool = False,
-                 progress: bool = False, duplicate_rule: str = "frame"):
+                 progress: bool = False, duplicate_rule: str = "frame", seed: int = 0):
         if task not in ("occurrence", "intensity"):
             raise ValueError(f"task must be 'occurrence' or 'intensity', got {task!r}")
         if "crop" not in frames.columns:
             raise ValueError("frames have no 'crop' column: run renet_core.data.prepare first")
         self.aus = [int(a) for a in aus]
         self.task, self.train, self.image_size = task, bool(train), int(image_size)
+        if int(seed) < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.seed, self.epoch = int(seed), 0
         self.side = resize_size(self.image_size)
         columns = [occ_col(a) if task == "occurrence" else int_col(a) for a in self.aus]
         missing = [c for c in columns if c not in frames.columns]
@@ -90,6 +99,20 @@ class AUDataset(Dataset):
     def __len__(self) -> int:
         return len(self.positions)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation the next items draw: call it before the epoch's loader
+        starts its workers (they take a copy of the dataset when they start)."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def augmentation(self, item: int) -> tuple[int, int, bool]:
+        """``(top, left, flip)`` of training item ``item`` in the current epoch: a function of
+        (seed, epoch, item) only, whichever process draws it."""
+        rng = np.random.default_rng((self.seed, self.epoch, int(item)))
+        top, left = (int(v) for v in rng.integers(0, self.side - self.image_size + 1, size=2))
+        return top, left, bool(rng.random() < 0.5)
+
     def __getitem__(self, item: int):
         i = int(self.positions[item])
         if self.images is not None:
@@ -99,10 +122,9 @@ class AUDataset(Dataset):
         image = image.permute(2, 0, 1)  # HWC uint8 -> CHW
         s, size = self.side, self.image_size
         if self.train:
-            top = int(torch.randint(0, s - size + 1, ()).item())
-            left = int(torch.randint(0, s - size + 1, ()).item())
+            top, left, flip = self.augmentation(item)
             image = image[:, top:top + size, left:left + size]
-            if torch.rand(()) < 0.5:
+            if flip:
                 image = image.flip(-1)
         else:
             top = (s - size) // 2

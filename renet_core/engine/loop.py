@@ -9,8 +9,9 @@
   (mean validation F1 over AUs, or mean ICC(3,1) for intensity) with ``patience`` epochs.
 * A checkpoint after every epoch (``last.pt``: weights, optimizer, epoch, early-stopping state,
   RNG state) and of the best epoch (``best.pt``). Every epoch's randomness (shuffling, random
-  AU choice, augmentation) is seeded from (seed, epoch), so a run resumed from ``last.pt`` ends
-  exactly where an uninterrupted run ends (on the CPU). When a run (re)starts,
+  AU choice) is seeded from (seed, epoch), and each training item's augmentation from (seed,
+  epoch, item) (:class:`renet_core.data.dataset.AUDataset`), so a run resumed from ``last.pt``
+  ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers. When a run (re)starts,
   :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
   ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
 * A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
@@ -211,7 +212,7 @@ def _train_and_validate(wrapped, model, train_set, val_loader, optimizer, cfg, e
                         info, pin: bool) -> dict:
     """One epoch: training, the BN refresh, and validation on the main process; its record."""
     start = time.time()
-    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # augmentation in the main process
+    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # datasets drawing from the global RNG (not AUDataset)
     per_au_loss = [[] for _ in ddp.unwrap(model).aus]
     loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
                        epoch, device, trainable, info, per_au_loss)
