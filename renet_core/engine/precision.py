@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from renet_core.base import ddp
+from renet_core.data.dataset import normalise
 
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
@@ -45,9 +46,12 @@ def uses_channels_last(device: torch.device, cfg) -> bool:
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
+    """A batch on ``device``; uint8 images (``AUDataset(normalise=False)``) are normalised there."""
     images, target, mask = batch
     non_blocking = device.type == "cuda"
     images = images.to(device, non_blocking=non_blocking)
+    if images.dtype == torch.uint8:
+        images = normalise(images)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, target.to(device, non_blocking=non_blocking), mask.to(device, non_blocking=non_blocking)

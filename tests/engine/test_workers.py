@@ -47,6 +47,23 @@ def test_augmentation_is_a_function_of_seed_epoch_and_item(tmp_path):
         data.set_epoch(-1)
 
 
+def test_loader_workers_follow_the_machine(monkeypatch):
+    """The paper profile's default workers: the cores less one (shared among torchrun's processes
+    on the node), at least 1, at most MAX_LOADER_WORKERS; not part of the run identity."""
+    from renet_core.base import device
+
+    for cores, local, expected in ((16, None, 8), (2, None, 1), (1, None, 1), (16, "4", 3), (64, "2", 8)):
+        monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        if local:
+            monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
+        else:
+            monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        assert device.loader_workers() == expected, (cores, local)
+    paper = ExperimentConfig.build(profile="paper", data="synthetic")
+    assert paper.num_workers >= 1
+    assert paper.replace(num_workers=0).config_hash() == paper.config_hash()
+
+
 @pytest.mark.slow
 def test_predictions_are_identical_for_zero_and_two_workers(tmp_path):
     """The issue's measurement: the same smoke run with num_workers=0 and 2 gave Avg F1 0.179
@@ -65,3 +82,20 @@ def test_predictions_are_identical_for_zero_and_two_workers(tmp_path):
     zero, two = predictions
     assert np.array_equal(zero["scores"], two["scores"])
     assert np.array_equal(zero["y_true"], two["y_true"], equal_nan=True)
+
+
+def test_engine_items_are_uint8_and_normalised_on_the_device(tmp_path):
+    """The engine's datasets hand uint8 crops to the loader (a quarter of the bytes through the
+    workers, pinned memory and the bus); to_device normalises them exactly as a float item is."""
+    from renet_core.data.dataset import normalise
+    from renet_core.engine.precision import to_device
+
+    frames = _frames(tmp_path)
+    raw = AUDataset(frames, [1, 2], train=True, image_size=35, seed=3, normalise=False)
+    ready = AUDataset(frames, [1, 2], train=True, image_size=35, seed=3)
+    image, target, mask = raw[4]
+    assert image.dtype == torch.uint8 and image.shape == (3, 35, 35) and image.is_contiguous()
+    assert torch.equal(normalise(image), ready[4][0]) and ready[4][0].dtype == torch.float32
+    batch = torch.utils.data.default_collate([raw[i] for i in range(3)])
+    images, _, _ = to_device(batch, torch.device("cpu"), channels_last=False)
+    assert torch.equal(images, torch.stack([ready[i][0] for i in range(3)]))
