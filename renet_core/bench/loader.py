@@ -14,7 +14,6 @@ nothing. A GPU consumes what the steady rate delivers at most.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import warnings

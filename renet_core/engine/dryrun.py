@@ -48,7 +48,7 @@ from renet_core.model.pretrained import pretrained_state_dict
 #: from the one-AU RE-Net run before it).
 VARIANTS = (("resnet18", "one"), ("renet", "one"), ("renet", "all"))
 #: Share of the available memory the "all" variant may plan to use.
-MEMORY_SHARE = 0.7
+MEMORY_SHARE = 0.5
 
 
 class _Kill(Exception):
