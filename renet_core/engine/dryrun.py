@@ -17,9 +17,9 @@ Runs go to a temporary results folder, removed afterwards: never into the user's
 The data use the cache (``$RENET_CACHE``), as a real run's twin does.
 
 RE-Net's "all" strategy stacks the C conditioned copies of a batch, so it needs about C times the
-activation memory of one AU per batch (12 x 100 images at 224 px: ~36 GB in float32 on the CPU).
-Where the measured need of the one-AU run times C exceeds the memory available, the "all"
-variant runs at the largest batch that fits, and the report says so.
+activation memory of one AU per batch (12 x 100 images at 224 px: ~23 GiB in float32 on the CPU).
+Where the one-AU run's measured need times C exceeds the memory available, the "all" variant
+runs at the largest batch that fits, and the report says so.
 """
 
 from __future__ import annotations
