@@ -66,8 +66,9 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
             dataset_factory=None, pretrained: str | os.PathLike | None = None) -> RunResult:
     """Train and evaluate one fold of ``cfg`` from the initial weights ``pretrained`` (None,
     "imagenet" or a state_dict file, read before any data is prepared: never "standin", which
-    :func:`renet_core.engine.run.run` resolves); write checkpoints, predictions and result rows. A finished config is returned from
-    the store unless ``cfg.force``; an interrupted one resumes from ``last.pt``. ``splits`` and
+    :func:`renet_core.engine.run.run` resolves); write checkpoints, predictions and result rows.
+    A finished config is returned from the store unless ``cfg.force``; an interrupted one
+    resumes from ``last.pt``. ``splits`` and
     ``dataset_factory(frames, cfg, train)`` bypass the data layer (tests, own frames)."""
     done = finished(cfg)
     if done is not None:

@@ -11,8 +11,8 @@
   RNG state) and of the best epoch (``best.pt``). Every epoch's randomness (shuffling, random
   AU choice) is seeded from (seed, epoch), and each training item's augmentation from (seed,
   epoch, item) (:class:`renet_core.data.dataset.AUDataset`), so a run resumed from ``last.pt``
-  ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers. When a run (re)starts,
-  :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
+  ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers.
+  When a run (re)starts, :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
   ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
 * A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
   the last good epoch.
