@@ -4,6 +4,7 @@ Examples::
 
     python -m renet_core train --profile demo --dataset bp4d --model renet --fold 1
     python -m renet_core train --config run.yaml --set lr=3e-4 --set holdout_aus=[23]
+    python -m renet_core train --profile paper --dry-run   # its code path at its shapes, on SynthAU
     python -m renet_core evaluate --config run.yaml [--checkpoint path/to/best.pt]
     python -m renet_core cv --profile smoke --dataset disfa --model resnet18 [--gpus 0,1,2]
     python -m renet_core grid a.yaml b.yaml c.yaml --gpus 0,1          # one run per GPU
@@ -36,6 +37,9 @@ from renet_core.engine import (
     run,
     summary_table,
 )
+from renet_core.engine.dryrun import dry_run
+from renet_core.engine.dryrun import summary as dry_run_summary
+from renet_core.model.pretrained import WeightsUnavailableError
 from renet_core.study import dynamics
 
 SHORTCUTS = ("dataset", "task", "model", "fold", "strategy", "relation_mode", "root", "device",
@@ -69,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument("--no-progress", action="store_true")
         for field in SHORTCUTS:
             p.add_argument("--" + field.replace("_", "-"), dest=field)
+        if name == "train":
+            p.add_argument("--dry-run", action="store_true",
+                           help="the profile's code path at its shapes on SynthAU: a few steps of each model "
+                                "and strategy, a validation and a test batch, a checkpoint and a resume; "
+                                "prints s/step and peak memory (renet_core.engine.dryrun)")
+            p.add_argument("--dry-run-steps", type=int, default=2, help="training steps per model [2]")
         if name == "evaluate":
             p.add_argument("--checkpoint", help="default: the run's best.pt")
             p.add_argument("--allow-other-run", action="store_true",
@@ -167,6 +177,16 @@ def _dynamics(args) -> int:
     return 0
 
 
+def _dry_run(args) -> int:
+    """``train --dry-run``: on SynthAU (``--root`` does not apply), into a temporary run folder."""
+    if args.root:
+        raise SystemExit("--dry-run runs on SynthAU; drop --root (a real run uses it)")
+    args.set = ["data=synthetic", *args.set]
+    report = dry_run(build_config(args), steps=args.dry_run_steps)
+    print(dry_run_summary(report))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.command == "grid":
@@ -176,6 +196,8 @@ def main(argv=None) -> int:
         return int(any(codes))
     if args.command == "dynamics":
         return _dynamics(args)
+    if args.command == "train" and args.dry_run:
+        return _dry_run(args)
     cfg = build_config(args)
     try:
         if args.command == "train":
@@ -189,6 +211,8 @@ def main(argv=None) -> int:
             return _cv_on_gpus(cfg, args.folds, args.gpus)
         else:
             _print_rows(cross_validate(cfg, folds=args.folds))
+    except WeightsUnavailableError as exc:   # no network for ImageNet weights: say what to do
+        raise SystemExit(str(exc)) from exc
     except ValueError as exc:
         if "config" in str(exc) or "denominator" in str(exc):
             raise SystemExit(f"{exc}\n({SET_HINT})") from exc

@@ -35,6 +35,8 @@ def refresh_statistics(model, dataset: Dataset, cfg, epoch: int, device) -> None
     for m in norms:                              # torch.optim.swa_utils.update_bn's recipe
         m.momentum = None                        # cumulative average (per AU for AUBatchNorm2d)
         m.reset_running_stats()
+    if hasattr(dataset, "set_epoch"):   # the epoch's augmentation, whatever the workers (AUDataset)
+        dataset.set_epoch(epoch)
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 3)
     sampler = RandomSampler(dataset, num_samples=min(batches * cfg.batch_size, max(len(dataset), cfg.batch_size)),
                             generator=generator)

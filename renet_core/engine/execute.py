@@ -32,6 +32,7 @@ from renet_core.engine.resume import check_checkpoints
 from renet_core.engine.splits import Splits, describe_data, load_splits, make_dataset, relation_from_training
 from renet_core.engine.store import ResultsStore
 from renet_core.model import build_model, load_checkpoint
+from renet_core.model.pretrained import pretrained_state_dict
 
 #: The run folder's lock file (:func:`run_lock`).
 RUN_LOCK = ".run.lock"
@@ -98,9 +99,10 @@ def stored_rows(cfg: ExperimentConfig, store: ResultsStore) -> pd.DataFrame:
 def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
             dataset_factory=None, pretrained: str | os.PathLike | None = None) -> RunResult:
     """Train and evaluate one fold of ``cfg`` from the initial weights ``pretrained`` (None,
-    "imagenet" or a state_dict file: never "standin", which :func:`renet_core.engine.run.run`
-    resolves); write checkpoints, predictions and result rows. A finished config is returned from
-    the store unless ``cfg.force``; an interrupted one resumes from ``last.pt``. ``splits`` and
+    "imagenet" or a state_dict file, read before any data is prepared: never "standin", which
+    :func:`renet_core.engine.run.run` resolves); write checkpoints, predictions and result rows.
+    A finished config is returned from the store unless ``cfg.force``; an interrupted one
+    resumes from ``last.pt``. ``splits`` and
     ``dataset_factory(frames, cfg, train)`` bypass the data layer (tests, own frames)."""
     done = finished(cfg)
     if done is not None:
@@ -132,6 +134,7 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
             (run_dir / name).unlink(missing_ok=True)
     if info.is_main:   # temp files of killed runs go; a bad best.pt/last.pt fails now, before any data work
         check_checkpoints(run_dir)
+    weights = None if pretrained is None else pretrained_state_dict(pretrained)   # fails before any data work
     device = pick_device(cfg.device)
     info = ddp.setup(device)
     device = ddp.device_for(info, device)
@@ -139,7 +142,7 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
     make = dataset_factory or make_dataset
     if info.is_main:
         store.save_config(key, cfg.to_dict())
-    model = _initial_model(cfg, splits, pretrained, device)
+    model = _initial_model(cfg, splits, weights, device)
     val_set = make(splits.val, cfg, False) if len(splits.val) else None
     history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
     rows = pd.DataFrame()

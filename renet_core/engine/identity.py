@@ -5,7 +5,8 @@ with other data or other settings is never shown under a row that does not descr
 data enter as :func:`data_identity`: the SynthAU twin by its layout, size, seed and generator
 version (and a non-default coupling or setting); a dataset copy by its resolved path and a
 fingerprint of its label and landmark files, image archives and videos, and the names of its frame
-images. A local ``pretrained`` weights file enters by the hash of its content, not its path.
+images. A local ``pretrained`` weights file enters by the hash of its content, not its path. The
+training code enters as :data:`TRAINING_VERSION`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,22 @@ from renet_core.synth import GENERATOR_VERSION, variant_tag
 
 #: Environment variables naming the real datasets' roots (``data="real"``).
 ROOT_ENV = {"bp4d": "RENET_BP4D", "disfa": "RENET_DISFA", "bp4dplus": "RENET_BP4DPLUS"}
+#: The training semantics, hashed into every identity (field ``training_version``): a change
+#: that alters the numbers of every run bumps it, so that no run made before is reused.
+#: 1 (never hashed): runs made before drew augmentation from the global RNG, which each loader
+#: worker seeds its own way, so their numbers depended on ``num_workers``; they are not reused.
+#: 2: every training item's crop and flip come from (seed, epoch, item) (``AUDataset``).
+TRAINING_VERSION = 2
 #: Fields added after results were first published, hashed only when they differ from these
 #: defaults, so that runs made before they existed keep their identity.
 LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au_lr_scale": 1.0,
-                "lr_schedule": "constant", "num_workers": 0, "landmark_origin": 1,
-                "duplicate_rule": "frame", "synth_coupling": 1.0, "synth_setting": "default"}
+                "lr_schedule": "constant", "landmark_origin": 1, "duplicate_rule": "frame",
+                "synth_coupling": 1.0, "synth_setting": "default"}
 #: Fields that do not change a run's results (left out of the hash). ``root`` enters it through
-#: :func:`data_identity`; ``method`` and ``profile`` are labels.
+#: :func:`data_identity`; ``method`` and ``profile`` are labels; ``num_workers`` only changes
+#: the speed (TRAINING_VERSION 2), and the paper profile derives it from the machine.
 IDENTITY_EXCLUDED = ("root", "cache_dir", "results_dir", "device", "progress", "force", "eval_batch_size",
-                     "method", "profile")
+                     "method", "profile", "num_workers")
 #: Files that describe a dataset's labels and landmarks (fingerprinted by size and mtime).
 LABEL_SUFFIXES = (".csv", ".txt", ".mat", ".json", ".dat", ".xlsx")
 #: Image containers, few and large: fingerprinted by size and mtime too.
@@ -52,8 +60,8 @@ def configured_root(dataset: str, given: str | os.PathLike | None = None) -> str
 def run_identity(cfg) -> str:
     """The run identity of config ``cfg``: 16 hex digits of a hash over every field but
     ``IDENTITY_EXCLUDED`` (``LATER_FIELDS`` only when not at their old default), the resolved AU
-    list, the AU learning-rate scale as a number ("C" and its value are the same run) and the
-    data (:func:`data_identity`)."""
+    list, the AU learning-rate scale as a number ("C" and its value are the same run), the data
+    (:func:`data_identity`) and :data:`TRAINING_VERSION`."""
     values = dataclasses.asdict(cfg)
     values["au_lr_scale"] = cfg.lr_scale()
     values = {k: v for k, v in values.items() if k not in IDENTITY_EXCLUDED
@@ -62,6 +70,7 @@ def run_identity(cfg) -> str:
     values["data_identity"] = data_identity(cfg)
     if values.get("pretrained") not in (None, "imagenet", "standin"):   # a local file: by its content
         values["pretrained"] = pretrained_identity(values["pretrained"])
+    values["training_version"] = TRAINING_VERSION
     if cfg.pretrained == "standin" and cfg.holdout_aus:   # its stand-in never saw them (standin.py)
         values["standin_without"] = sorted(int(a) for a in cfg.holdout_aus)
     text = json.dumps(values, sort_keys=True, default=str)

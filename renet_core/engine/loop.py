@@ -9,9 +9,10 @@
   (mean validation F1 over AUs, or mean ICC(3,1) for intensity) with ``patience`` epochs.
 * A checkpoint after every epoch (``last.pt``: weights, optimizer, epoch, early-stopping state,
   RNG state) and of the best epoch (``best.pt``). Every epoch's randomness (shuffling, random
-  AU choice, augmentation) is seeded from (seed, epoch), so a run resumed from ``last.pt`` ends
-  exactly where an uninterrupted run ends (on the CPU). When a run (re)starts,
-  :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
+  AU choice) is seeded from (seed, epoch), and each training item's augmentation from (seed,
+  epoch, item) (:class:`renet_core.data.dataset.AUDataset`), so a run resumed from ``last.pt``
+  ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers.
+  When a run (re)starts, :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
   ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
 * A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
   the last good epoch.
@@ -85,18 +86,22 @@ def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator
 
 
 def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info,
-                per_au_loss: list | None = None) -> float:
+                per_au_loss: list | None = None, timing: dict | None = None) -> float:
     """One pass over ``loader``; returns the mean training loss. ``per_au_loss``, when given (a
-    list of C lists), collects every step's loss of each AU trained in that step."""
+    list of C lists), collects every step's loss of each AU trained in that step; ``timing``
+    receives ``first_batch_seconds``, the wait for the loader's first batch (its workers' start)."""
     model.train()
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 1)
     channels_last = uses_channels_last(device, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=uses_fp16(device, cfg.amp))
     total, steps = 0.0, 0
     steps_bar = bar(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not (cfg.progress and info.is_main))
+    start = time.time()
     for step, batch in enumerate(steps_bar):
         if cfg.steps_per_epoch and step >= cfg.steps_per_epoch:
             break
+        if step == 0 and timing is not None:
+            timing["first_batch_seconds"] = time.time() - start
         images, target, mask = to_device(batch, device, channels_last)
         with autocast(device, cfg.amp):
             step_losses: dict[int, torch.Tensor] = {}
@@ -211,15 +216,16 @@ def _train_and_validate(wrapped, model, train_set, val_loader, optimizer, cfg, e
                         info, pin: bool) -> dict:
     """One epoch: training, the BN refresh, and validation on the main process; its record."""
     start = time.time()
-    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # augmentation in the main process
-    per_au_loss = [[] for _ in ddp.unwrap(model).aus]
+    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # datasets drawing from the global RNG (not AUDataset)
+    per_au_loss, timing = [[] for _ in ddp.unwrap(model).aus], {"first_batch_seconds": 0.0}
     loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
-                       epoch, device, trainable, info, per_au_loss)
+                       epoch, device, trainable, info, per_au_loss, timing)
     refresh_statistics(wrapped, train_set, cfg, epoch, device)
     train_seconds = time.time() - start
     au_loss = [float(torch.stack(v).float().mean()) if v else float("nan") for v in per_au_loss]
     record = {"epoch": epoch + 1, "loss": loss, "val": float("nan"), "seconds": 0.0,
-              "train_seconds": train_seconds, "loss_per_au": au_loss, "val_per_au": []}
+              "train_seconds": train_seconds, "first_batch_seconds": timing["first_batch_seconds"],
+              "loss_per_au": au_loss, "val_per_au": []}
     if info.is_main and val_loader is not None:
         pred = predict(model, val_loader, device, cfg, "validate")
         record["val"] = validation_score(pred, cfg, trainable)

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from renet_core.base import ddp
+from renet_core.data.dataset import normalise
 
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
@@ -49,21 +50,32 @@ def uses_channels_last(device: torch.device, cfg) -> bool:
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
+    """A batch on ``device``; uint8 images (``AUDataset(normalise=False)``) are normalised there."""
     images, target, mask = batch
     non_blocking = device.type == "cuda"
     images = images.to(device, non_blocking=non_blocking)
+    if images.dtype == torch.uint8:
+        images = normalise(images)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, target.to(device, non_blocking=non_blocking), mask.to(device, non_blocking=non_blocking)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """One seed per (run seed, epoch): shuffling, AU choice and augmentation of that epoch."""
+    """One seed per (run seed, epoch): shuffling and AU choice of that epoch (and the augmentation
+    of datasets that draw from torch's global RNG; AUDataset seeds its own per item)."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
 
 
-def train_loader(dataset: Dataset, cfg, epoch: int, info: ddp.DistInfo, pin: bool) -> DataLoader:
-    """Shuffled batches for one epoch; ``cfg.steps_per_epoch`` caps the number of batches."""
+def train_loader(dataset: Dataset, cfg, epoch: int, info: ddp.DistInfo, pin: bool,
+                 persistent: bool = False) -> DataLoader:
+    """Shuffled batches for one epoch; ``cfg.steps_per_epoch`` caps the number of batches. A
+    dataset with ``set_epoch`` (:class:`renet_core.data.dataset.AUDataset`) is told the epoch
+    first, so its augmentation is a function of (seed, epoch, item), whatever ``cfg.num_workers``.
+    ``persistent`` keeps the workers between iterations (the loader benchmark): they keep the
+    epoch they started with, so training builds a new loader every epoch instead."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
     drop_last = len(dataset) > cfg.batch_size
     if info.enabled:
@@ -74,7 +86,7 @@ def train_loader(dataset: Dataset, cfg, epoch: int, info: ddp.DistInfo, pin: boo
         sampler = RandomSampler(dataset, num_samples=n, generator=generator)
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last,
                       num_workers=cfg.num_workers, pin_memory=pin, generator=generator,
-                      persistent_workers=False)
+                      persistent_workers=persistent and cfg.num_workers > 0)
 
 
 def eval_loader(dataset: Dataset, cfg, pin: bool) -> DataLoader:

@@ -25,7 +25,10 @@ The profiles:
   on fold 1. Synthetic data: never a reproduction of the paper's numbers.
 * ``paper``: section 4.3: 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100, early
   stopping, torchvision's ImageNet ResNet-18 (the paper is silent; the field's public code does
-  this; ``pretrained=None`` trains from scratch); real data from ``$RENET_BP4D`` etc.
+  this; ``pretrained=None`` trains from scratch); real data from ``$RENET_BP4D`` etc. Its loader
+  workers come from the machine (:func:`renet_core.base.device.loader_workers`: the cores less
+  one, at most 8), so that decoding keeps up with a GPU; they do not change the numbers and are
+  not part of the run identity (augmentation is drawn per item).
 
 Smoke and demo, not the paper: BN statistics re-estimated on a few training batches after each
 epoch (``bn_refresh_batches``), lr 1e-3 with a cosine decay, and RE-Net's AU-specific parameters
@@ -37,6 +40,8 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+from renet_core.base.device import loader_workers
 
 _DYNAMICS_VARIANTS = ("resnet18", "renet", "renet-lrC")
 
@@ -71,7 +76,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "config": {
             "profile": "paper", "data": "real", "image_size": 224, "batch_size": 100, "lr": 1e-4,
             "epochs": 20, "steps_per_epoch": None, "patience": 3, "val_fraction": 0.15,
-            "save_features": 2000, "pretrained": "imagenet",
+            "save_features": 2000, "pretrained": "imagenet", "num_workers": loader_workers(),
         },
         "table_budgets": {},
         "parity_steps": {},

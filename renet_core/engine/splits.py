@@ -140,8 +140,10 @@ def label_columns(cfg) -> list[str]:
 
 
 def make_dataset(frames: pd.DataFrame, cfg, train: bool):
+    """The run's AUDataset: uint8 items, normalised on the device by ``precision.to_device``."""
     return AUDataset(frames, cfg.resolved_aus(), task=cfg.task, train=train, image_size=cfg.image_size,
-                     duplicate_aus=cfg.duplicate_aus if train else None, duplicate_rule=cfg.duplicate_rule)
+                     duplicate_aus=cfg.duplicate_aus if train else None, duplicate_rule=cfg.duplicate_rule,
+                     seed=cfg.seed, normalise=False)
 
 
 def relation_from_training(train: pd.DataFrame, cfg) -> np.ndarray:

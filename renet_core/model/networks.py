@@ -265,8 +265,8 @@ def build_model(kind: str, aus: Sequence[int], task: str = "occurrence", relatio
 
     ``relation``: the C x C PCC matrix for ``relation_mode="fixed"`` (Eq. 5); ignored by the
     baseline. ``pretrained``: None (random init), a path to a torchvision ResNet-18 state_dict
-    (loaded with ``weights_only=True``), or ``"imagenet"`` to download torchvision's ImageNet
-    weights (the user's opt-in; never used by the tests). With pretrained weights every AU's
+    (loaded with ``weights_only=True``), such a state_dict itself, or ``"imagenet"`` to download
+    torchvision's ImageNet weights (the user's opt-in; never used by the tests). With pretrained weights every AU's
     gamma, beta and statistics start from the pretrained BN's values. ``bn_momentum`` and
     ``bn_warm_start`` set RE-Net's per-AU running statistics (:class:`AUBatchNorm2d`).
     """

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torchvision.models import ResNet18_Weights
 
 
+class WeightsUnavailableError(RuntimeError):
+    """torchvision's ImageNet weights could not be had (no network, a proxy, a full disk)."""
+
+
+def offline_hint() -> str:
+    """How to start from ImageNet weights on a machine without internet."""
+    url = ResNet18_Weights.IMAGENET1K_V1.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return ("on a machine without internet pass a local torchvision resnet18 state_dict file: "
+            "--set pretrained=PATH on the command line, pretrained: PATH in a YAML config, or "
+            "ExperimentConfig(pretrained=PATH). Make it on a machine with internet with\n"
+            "  python -c \"import torch, torchvision; torch.save(torchvision.models.resnet18("
+            "weights='IMAGENET1K_V1').state_dict(), 'resnet18_imagenet.pt')\"\n"
+            f"(or copy {url} to {cached}, torchvision's cache, and keep pretrained=imagenet); "
+            "--set pretrained=null trains from scratch")
+
+
 def pretrained_state_dict(pretrained) -> dict:
     """The torchvision ResNet-18 state_dict that ``pretrained`` names: "imagenet" (downloaded by
-    torchvision; the user's opt-in) or a local file (``weights_only=True``)."""
+    torchvision once, then read from its cache; the user's opt-in) or a local file
+    (``weights_only=True``). Without network, "imagenet" raises :class:`WeightsUnavailableError`
+    saying how to pass a local file. A dict is taken as such a state_dict, already loaded."""
+    if isinstance(pretrained, dict):
+        return pretrained
     if str(pretrained).lower() == "imagenet":
         try:
             return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
         except Exception as exc:   # offline, proxy, disk full ...
-            raise RuntimeError(
-                f"could not get torchvision's ImageNet ResNet-18 weights ({exc}); on a machine "
-                "without internet give a local torchvision resnet18 state_dict file (config field "
-                "pretrained=PATH; torch.save(resnet18(weights=...).state_dict(), PATH) on a machine "
-                "with internet) or train from scratch (pretrained=None)"
-            ) from exc
+            raise WeightsUnavailableError(
+                f"could not get torchvision's ImageNet ResNet-18 weights ({type(exc).__name__}: {exc}); "
+                + offline_hint()) from exc
     path = Path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file not found: {path}")

@@ -406,10 +406,13 @@ def test_dataset_items_follow_the_contract(prepared):
 
 
 def test_dataset_training_augmentation_and_memory_option(prepared):
-    torch.manual_seed(0)
     train = AUDataset(prepared, BP4D_AUS, train=True, image_size=56)
-    views = {tuple(train[0][0].flatten()[:50].tolist()) for _ in range(12)}
-    assert len(views) > 1                               # random crop and flip
+    views = set()
+    for epoch in range(12):                             # random crop and flip, new each epoch
+        train.set_epoch(epoch)
+        views.add(tuple(train[0][0].flatten()[:50].tolist()))
+        torch.testing.assert_close(train[0][0], train[0][0])   # ... and fixed by (seed, epoch, item)
+    assert len(views) > 1
     memory = AUDataset(prepared, BP4D_AUS, image_size=56, in_memory=True)
     disk = AUDataset(prepared, BP4D_AUS, image_size=56)
     torch.testing.assert_close(memory[2][0], disk[2][0])

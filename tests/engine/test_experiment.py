@@ -413,5 +413,6 @@ def test_profiles_paper_stays_faithful_and_demo_trains_theta_c_faster():
     paper = ExperimentConfig(**{k: v for k, v in get_profile("paper").items() if k != "synth_size"})
     assert (paper.lr, paper.lr_scale(), paper.lr_schedule, paper.batch_size) == (1e-4, 1.0, "constant", 100)
     assert paper.pretrained == "imagenet" and paper.bn_refresh_batches == 0
+    assert paper.num_workers >= 1                  # decoding in loader workers, not the training process
     demo = get_profile("demo")
     assert demo["au_lr_scale"] == "C" and demo["lr_schedule"] == "cosine"
