@@ -18,7 +18,7 @@ def _frames(tmp_path, n=6, side=40) -> pd.DataFrame:
 
     rows = []
     for i in range(n):
-        path = tmp_path / f"crop{i}.png"
+        path = tmp_path / f"crop{i}.jpg"
         image = (np.arange(side * side * 3).reshape(side, side, 3) * (i + 1) % 251).astype(np.uint8)
         cv2.imwrite(str(path), image)
         rows.append({"crop": str(path), "AU1": float(i % 2), "AU2": float(i % 3 == 0)})
