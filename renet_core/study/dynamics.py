@@ -195,7 +195,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     source = splits.source
     write_text_atomic(out_dir / f"{name}_curves.csv", curves.to_csv(index=False))
     write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
-    markdown = render_markdown(table, base, steps, eval_every, source, all_pos, aus)
+    markdown = render_markdown(table, base, steps, eval_every, source, all_pos, aus, changes, name)
     write_text_atomic(out_dir / f"{name}.md", markdown)
     figure = plot_curves(curves, fig_dir / f"{name}.png", title=f"{source}, fold {fold}",
                          chance=float(np.mean(all_pos)))
@@ -217,7 +217,8 @@ def _stored_history(cfg) -> list[dict]:
 
 
 def render_markdown(table: pd.DataFrame, base, steps: int, eval_every: int, source: str,
-                    all_pos: np.ndarray, aus: Sequence[int]) -> str:
+                    all_pos: np.ndarray, aus: Sequence[int], changes: dict | None = None,
+                    name: str = "training_dynamics") -> str:
     lines = [f"# Training dynamics: RE-Net against ResNet-18 ({source})", "",
              f"Data: **{source}**, fold {base.fold}, {base.image_size} px, batch {base.batch_size}, "
              f"Adam lr {base.lr:g}, init {'from ' + str(base.pretrained) if base.pretrained else 'random (from scratch)'}, "
@@ -225,7 +226,7 @@ def render_markdown(table: pd.DataFrame, base, steps: int, eval_every: int, sour
              f"{steps} training steps per curve (strategy all: fewer, see `steps`), validation every "
              f"{eval_every} steps on held-out training subjects; test F1 is that of the weights "
              f"picked by validation F1. Made by `renet_core.study.dynamics.study` (notebook 09); rerun: "
-             f"`{rerun_command(base, steps, eval_every, table['variant'])}`.", "",
+             f"`{rerun_command(base, steps, eval_every, table['variant'], changes, name)}`.", "",
              f"Always-positive test F1 per AU: " + ", ".join(f"AU{a} {v:.2f}" for a, v in zip(aus, all_pos))
              + f" (mean {np.mean(all_pos):.3f}).", "",
              "loss = mean over AUs of each AU's training BCE over the last evaluation interval "
@@ -238,11 +239,18 @@ def render_markdown(table: pd.DataFrame, base, steps: int, eval_every: int, sour
     return "\n".join(lines) + "\n"
 
 
-def rerun_command(base, steps: int, eval_every: int, variants) -> str:
-    """The command line that remakes a table (finished runs in the store are reused)."""
-    pre = f" --set pretrained={base.pretrained}" if base.pretrained else ""
-    return (f"python -m renet_core dynamics --profile {base.profile} --dataset {base.dataset} --fold {base.fold} "
-            f"--steps {steps} --eval-every {eval_every} --variants {','.join(variants)}{pre}")
+def rerun_command(base, steps: int, eval_every: int, variants, changes: dict | None = None,
+                  name: str = "training_dynamics") -> str:
+    """The command line that remakes a table (finished runs in the store are reused): the task,
+    the name and every override (``--set``) included, so a curve made at another setting
+    (``image_size=32``) is remade at that setting."""
+    sets = {k: v for k, v in (changes or {}).items() if v is not None and k not in ("pretrained", "device")}
+    if base.pretrained:
+        sets["pretrained"] = base.pretrained
+    named = f" --name {name}" if name != "training_dynamics" else ""
+    return (f"python -m renet_core dynamics --profile {base.profile} --dataset {base.dataset} --task {base.task} "
+            f"--fold {base.fold} --steps {steps} --eval-every {eval_every} --variants {','.join(variants)}{named}"
+            + "".join(f" --set {k}={v}" for k, v in sets.items()))
 
 
 def plot_curves(curves: pd.DataFrame, path: Path, title: str = "", chance: float | None = None) -> Path:
