@@ -262,11 +262,12 @@ def render(board: pd.DataFrame) -> str:
                 f"[{_fmt(r['ci_low'], digits, True)}, {_fmt(r['ci_high'], digits, True)}]" if run else "",
                 str(r["folds"]) if run else "", _fmt(r.get("se_test_sampling"), digits) if run else ""]
         if budgets:
-            steps, parity = r.get("renet_steps"), r.get("parity")
+            steps, parity, gap = r.get("renet_steps"), r.get("parity"), r.get("val_gap")
             cell = "" if pd.isna(steps) else f"{int(steps)}"
             if cell and parity is not None and pd.notna(parity):
                 cell += f" / {int(parity)}"
             line.append(cell)
+            line.append("" if gap is None or pd.isna(gap) else _fmt(gap * (100 if r["metric"] == "F1" else 1), digits, True))
         verdict_cell = f"**{r['verdict']}**"
         if budgets and r.get("under_trained") and run:
             verdict_cell += " (RE-Net under-trained)"
@@ -278,7 +279,7 @@ def render(board: pd.DataFrame) -> str:
         body.append(line)
     header = ["claim", "metric", "difference", "95% interval", "folds", "test-sampling se"]
     if budgets:
-        header.append("RE-Net steps / parity")
+        header += ["RE-Net steps / parity", "validation gap"]
     header += ["verdict", "data"] + (["paper's difference", "paper inside"] if real else [])
     lines = ["## Claims scoreboard", "",
              "Computed from the result rows (`renet_core.study.claims`), not written by hand. **Difference**: the "
@@ -296,8 +297,11 @@ def render(board: pd.DataFrame) -> str:
     if budgets:
         lines[-1] += (" **RE-Net steps / parity**: the training of the claim's RE-Net runs in batches of one AU, "
                       "against the steps RE-Net needs to come within 2 validation points of ResNet-18 on that "
-                      "dataset and task (the profile's `parity_steps`, measured on validation data by notebook 09); "
-                      "a claim below it is marked *RE-Net under-trained*: its verdict measures the budget.")
+                      "dataset and task (the profile's `parity_steps`, measured on validation data by notebook 09). "
+                      "**Validation gap**: RE-Net's best validation score minus ResNet-18's on the runs of the "
+                      "claim's dataset and task (Tables 1-5; F1 points or ICC; mean over folds; validation data only). "
+                      "A claim below its parity steps, or whose gap is below -2 points (-0.02 ICC), is marked "
+                      "*RE-Net under-trained*: its verdict measures the budget, not the method.")
     if real:
         lines[-1] += (" **Paper inside**: whether the paper's own printed difference lies inside the interval "
                       "(consistent with the paper's effect).")

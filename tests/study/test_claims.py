@@ -101,8 +101,35 @@ def test_render_shows_interval_budget_and_under_trained_mark():
     board["renet_steps"] = pd.array([1250, 100], dtype="Int64")
     board["parity"] = pd.array([1250, 800], dtype="Int64")
     board["under_trained"] = [False, True]
+    board["val_gap"] = [-0.013, None]
     text = claims.render(board)
     line1 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on BP4D (Table 1)"))
     line2 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on DISFA (Table 2)"))
-    assert "| 1250 / 1250 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
+    assert "| 1250 / 1250 | -1.3 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
     assert "| 100 / 800 |" in line2 and "(RE-Net under-trained)" in line2
+
+
+def test_validation_gap_reads_the_best_validation_of_both_runs_per_fold():
+    """board.validation_gap: RE-Net's best validation score minus ResNet-18's, mean over the folds
+    where both are finished (a NaN epoch is skipped); None without a finished pair."""
+    from types import SimpleNamespace
+
+    from renet_core.study import board
+
+    histories = {"r1": [0.50, 0.62, float("nan")], "b1": [0.66, 0.64], "r2": [0.70], "b2": [0.69], "r3": [0.9]}
+
+    class Store:
+        def is_done(self, key):
+            return key in histories
+
+        def done_summary(self, key):
+            return {"history": [{"epoch": i + 1, "val": v} for i, v in enumerate(histories[key])]}
+
+    def cfg(key):
+        return SimpleNamespace(config_hash=lambda: key)
+
+    configs = {"renet": [cfg("r1"), cfg("r2"), cfg("r3")], "resnet18": [cfg("b1"), cfg("b2"), cfg("b3")]}
+    assert board.validation_gap(configs, Store()) == pytest.approx(((0.62 - 0.66) + (0.70 - 0.69)) / 2)
+    assert board.validation_gap({"renet": configs["renet"][2:], "resnet18": configs["resnet18"][2:]}, Store()) is None
+    assert board.validation_gap({"renet": configs["renet"]}, Store()) is None
+    assert -0.015 > -board.PARITY_TOLERANCE > -0.025
