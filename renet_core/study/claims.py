@@ -267,7 +267,8 @@ def render(board: pd.DataFrame) -> str:
             if cell and parity is not None and pd.notna(parity):
                 cell += f" / {int(parity)}"
             line.append(cell)
-            line.append("" if gap is None or pd.isna(gap) else _fmt(gap * (100 if r["metric"] == "F1" else 1), digits, True))
+            scale = 100 if r["metric"] == "F1" else 1
+            line.append("" if gap is None or pd.isna(gap) else _fmt(gap * scale, digits, True))
         verdict_cell = f"**{r['verdict']}**"
         if budgets and r.get("under_trained") and run:
             verdict_cell += " (RE-Net under-trained)"

@@ -97,8 +97,8 @@ def test_rerun_command_remakes_the_curve_at_its_own_setting():
     """The Markdown's rerun line carries the task, the name and every override: a curve made at
     32 px is remade at 32 px, not at the profile's 48."""
     cfg = base(image_size=32, task="intensity", aus=[6, 10], pretrained="standin")
-    line = dynamics.rerun_command(cfg, 1500, 250, ["resnet18", "renet-lrC"], {"image_size": 32, "device": "cpu",
-                                                                               "amp": None}, "parity_32px")
+    changes = {"image_size": 32, "device": "cpu", "amp": None}
+    line = dynamics.rerun_command(cfg, 1500, 250, ["resnet18", "renet-lrC"], changes, "parity_32px")
     assert line == ("python -m renet_core dynamics --profile demo --dataset bp4d --task intensity --fold 1 --steps 1500 "
                     "--eval-every 250 --variants resnet18,renet-lrC --name parity_32px --set image_size=32 "
                     "--set pretrained=standin")
