@@ -64,7 +64,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,
             "batch_size": 32, "lr": 1e-3, "epochs": 4, "steps_per_epoch": 25, "patience": 2,
             "val_fraction": 0.15, "val_max_frames": 120, "save_features": 300, "bn_refresh_batches": 4,
-            "au_lr_scale": "C", "lr_schedule": "cosine", "pretrained": "standin", "amp": "bf16",
+            "au_lr_scale": "C", "lr_schedule": "cosine", "pretrained": "standin",
         },
         "table_budgets": {"*": {"epochs": 5, "steps_per_epoch": 250}},
         "parity_steps": {("bp4d", "occurrence"): 1250},
