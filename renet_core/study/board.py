@@ -111,13 +111,15 @@ def validation_gap(configs: dict[str, list], store: ResultsStore) -> float | Non
         return None
     gaps = []
     for renet, resnet in zip(configs["renet"], configs["resnet18"]):
-        best = [_best_validation(store, c) for c in (renet, resnet)]
+        best = [best_validation(store, c) for c in (renet, resnet)]
         if None not in best:
             gaps.append(best[0] - best[1])
     return float(np.mean(gaps)) if gaps else None
 
 
-def _best_validation(store: ResultsStore, cfg) -> float | None:
+def best_validation(store: ResultsStore, cfg) -> float | None:
+    """The best validation score (F1 or ICC, as early stopping scores it) in a finished run's
+    history; None when the run is not finished or never validated."""
     key = cfg.config_hash()
     if not store.is_done(key):
         return None

@@ -32,7 +32,7 @@ def test_paired_interval_is_a_t_interval_over_folds():
 
 def test_settings_and_budget():
     names = [s.name for s in premise.settings()]
-    assert names == ["coupling 0", "coupling 0.5", "coupling 1", "coupling 2", "control"]
+    assert names == ["coupling 0", "coupling 1", "coupling 2", "control"]
     assert [s.name for s in premise.settings([1.0], include_control=False)] == ["coupling 1"]
     assert premise.budget("demo") == {"epochs": 5, "steps_per_epoch": 250}       # the parity budget
     assert premise.budget("demo", 600) == {"epochs": 5, "steps_per_epoch": 120}
@@ -93,6 +93,23 @@ def test_differences_and_trend_go_through_the_paired_interval():
     assert "95% interval" in text and "control" in text and "[+" in text
 
 
+def test_validation_gaps_say_whether_renet_reached_parity_with_resnet18():
+    runs, _ = _runs()
+    # best validation F1: ResNet-18 at 60, Eq. 3 alone at 59, RE-Net at 58 in coupling 0 and 59.5 elsewhere
+    best = {"resnet18": 60.0, "renet-none": 59.0}
+    runs["best_val_f1"] = [best.get(m, 58.0 if s == "coupling 0" else 59.5) for s, m in zip(runs["setting"], runs["model"])]
+    gaps = premise.validation_gaps(runs).set_index(["setting", "minus"])
+    assert gaps.loc[("coupling 0", "resnet18"), "val_gap"] == pytest.approx(-2.0)
+    assert gaps.loc[("coupling 0", "resnet18"), "parity"] == "yes"                     # -2 is within the tolerance
+    assert gaps.loc[("coupling 0", "renet-none"), "val_gap"] == pytest.approx(-1.0)
+    assert gaps.loc[("coupling 0", "renet-none"), "parity"] == ""                      # parity is against ResNet-18
+    runs.loc[(runs["setting"] == "control") & (runs["model"] == "renet"), "best_val_f1"] = 55.0
+    gaps = premise.validation_gaps(runs).set_index(["setting", "minus"])
+    assert gaps.loc[("control", "resnet18"), "parity"] == "no: under-trained"
+    assert gaps.loc[("control", "resnet18"), "folds"] == 3
+    assert premise.validation_gaps(runs.drop(columns="best_val_f1")).empty
+
+
 @pytest.mark.slow
 def test_a_smoke_premise_study_writes_its_tables_and_figure(tmp_path):
     out = premise.study("smoke", folds=[1], couplings=[0.0], include_control=False, models=("renet-none", "renet"),
@@ -105,3 +122,5 @@ def test_a_smoke_premise_study_writes_its_tables_and_figure(tmp_path):
     assert {"setting", "coupling", "mean_abs_pcc", "mean_abs_pcc_train"} <= set(labels.columns) and len(labels) == 1
     assert (tmp_path / "figures" / "premise.png").stat().st_size > 10_000
     assert "Eq. 3 alone" in (tmp_path / "results" / "premise.md").read_text() and out.figure.exists()
+    assert runs["best_val_f1"].between(0, 100).all()                     # read from each run's history
+    assert "Is it the budget?" in (tmp_path / "results" / "premise.md").read_text()
