@@ -89,23 +89,46 @@ def run_seconds(cfg, key: str, costs: dict[str, float]) -> float | None:
     return steps * cost if steps and cost else None
 
 
-def minutes_to_go(plan: Plan, keys: Sequence[str] | None = None) -> tuple[int, int, float | None]:
-    """``(runs done, runs in all, estimated minutes for the rest or None)`` of ``keys`` (default:
-    every run of the plan)."""
+def time_to_go(plan: Plan, keys: Sequence[str] | None = None) -> tuple[int, int, float, dict[str, int]]:
+    """``(runs done, runs in all, estimated minutes of the runs still to do whose kind of step has
+    a recorded cost, {kind: runs still to do without one})`` of ``keys`` (default: every run of
+    the plan). A kind is timed once one of its runs is done (:func:`step_costs`)."""
     keys = list(plan.configs) if keys is None else list(keys)
     done, costs = plan.done(), step_costs(plan)
     todo = [k for k in keys if k not in done]
-    estimates = [run_seconds(plan.configs[k], k, costs) for k in todo]
-    minutes = None if any(e is None for e in estimates) else sum(estimates) / 60.0
-    return len(keys) - len(todo), len(keys), minutes
+    seconds, untimed = 0.0, {}
+    for k in todo:
+        estimate = run_seconds(plan.configs[k], k, costs)
+        if estimate is None:
+            untimed[_kind(plan.configs[k])] = untimed.get(_kind(plan.configs[k]), 0) + 1
+        else:
+            seconds += estimate
+    return len(keys) - len(todo), len(keys), seconds / 60.0, untimed
+
+
+def minutes_to_go(plan: Plan, keys: Sequence[str] | None = None) -> tuple[int, int, float | None]:
+    """``(runs done, runs in all, estimated minutes for the rest or None)`` of ``keys`` (default:
+    every run of the plan); None while a run still to do is of a kind not yet timed."""
+    done, total, minutes, untimed = time_to_go(plan, keys)
+    return done, total, None if untimed else minutes
 
 
 def progress_line(plan: Plan) -> str:
-    done, total, minutes = minutes_to_go(plan)
-    left = ("about %.0f min to go (recorded step costs)" % minutes if minutes is not None
-            else "time to go known after the first run of each kind")
-    return f"[runall] training runs: {done} of {total} done; {left}" if done < total else \
-        f"[runall] training runs: all {total} done"
+    """The line run_all prints as runs finish: runs done of all, and the minutes to go from the
+    recorded step costs; runs of a kind not yet timed (say the strategies table's all-AU runs,
+    which come last) are counted apart instead of hiding the estimate for the others."""
+    done, total, minutes, untimed = time_to_go(plan)
+    if done >= total:
+        return f"[runall] training runs: all {total} done"
+    n_untimed = sum(untimed.values())
+    if n_untimed == total - done:
+        left = "time to go known after the first run of each kind"
+    else:
+        left = "about %.0f min to go (recorded step costs)" % minutes
+        if n_untimed:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(untimed.items()))
+            left += f", plus {n_untimed} run{'s' if n_untimed > 1 else ''} of a kind not yet timed ({kinds})"
+    return f"[runall] training runs: {done} of {total} done; {left}"
 
 
 def fresh_cache_seconds(plan: Plan, job: str) -> float | None:

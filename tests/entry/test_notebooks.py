@@ -281,6 +281,31 @@ def test_plan_counts_runs_and_estimates_the_time_to_go_from_recorded_step_costs(
     assert (done, total) == (2, 6) and minutes == pytest.approx(4 * 8 * 2.0 / 60)   # 4 runs x 8 steps x 2 s
     assert planning.fresh_cache_seconds(the_plan, "01_detection_bp4d") == pytest.approx(6 * 16.0)
     assert "2 of 6 done; about 1 min to go" in planning.progress_line(the_plan)
+    assert planning.progress_line(the_plan).endswith("(recorded step costs)")       # every kind timed
+
+
+def test_progress_gives_the_time_to_go_of_the_timed_runs_and_counts_the_untimed_ones_apart(tmp_path):
+    """The demo's strategies runs (kind renet-all) come last: until one is done the others'
+    estimate is still printed, with the untimed runs counted beside it."""
+    from renet_core.engine import ResultsStore
+    from renet_core.runall import plan as planning
+
+    the_plan = planning.make_plan(["01_detection_bp4d", "10_training_strategies"], "smoke", tmp_path / "runs")
+    kinds = {planning._kind(c) for c in the_plan.configs.values()}
+    assert {"resnet18", "renet", "renet-all"} <= kinds
+    assert "known after the first run of each kind" in planning.progress_line(the_plan)
+    for key, cfg in the_plan.configs.items():
+        if planning._kind(cfg) in ("resnet18", "renet"):
+            ResultsStore(cfg.results_dir).mark_done(key, {"seconds": 16.0, "steps": 8, "finished": "x"})
+            break
+    first_kind = next(planning._kind(c) for k, c in the_plan.configs.items() if k in the_plan.done())
+    done, total, minutes, untimed = planning.time_to_go(the_plan)
+    timed = [c for k, c in the_plan.configs.items() if k not in the_plan.done() and planning._kind(c) == first_kind]
+    assert done == 1 and minutes == pytest.approx(sum(planning._steps(c) * 2.0 for c in timed) / 60)
+    assert "renet-all" in untimed and sum(untimed.values()) == total - done - len(timed)
+    line = planning.progress_line(the_plan)
+    assert "min to go (recorded step costs), plus" in line and "renet-all" in line
+    assert planning.minutes_to_go(the_plan)[2] is None                    # the whole still unknown
 
 
 @pytest.mark.slow
