@@ -267,8 +267,11 @@ def render(board: pd.DataFrame) -> str:
             if cell and parity is not None and pd.notna(parity):
                 cell += f" / {int(parity)}"
             line.append(cell)
-            scale = 100 if r["metric"] == "F1" else 1
-            line.append("" if gap is None or pd.isna(gap) else _fmt(gap * scale, digits, True))
+            # the gap is in the runs' early-stopping score: ICC for intensity, else F1 (Fig. 3's
+            # silhouette claim reads Table 1's detection runs), shown in F1 points
+            intensity = r["metric"] in ("ICC", "MAE")
+            line.append("" if gap is None or pd.isna(gap)
+                        else _fmt(gap * (1 if intensity else 100), 3 if intensity else 1, True))
         verdict_cell = f"**{r['verdict']}**"
         if budgets and r.get("under_trained") and run:
             verdict_cell += " (RE-Net under-trained)"

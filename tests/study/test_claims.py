@@ -107,6 +107,10 @@ def test_render_shows_interval_budget_and_under_trained_mark():
     line2 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on DISFA (Table 2)"))
     assert "| 1250 / 1250 | -1.3 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
     assert "| 100 / 800 |" in line2 and "(RE-Net under-trained)" in line2
+    # Fig. 3's silhouette claim reads Table 1's detection runs: its gap is in F1 points too
+    fig3 = board.iloc[[0]].assign(claim="Fig. 3 claim", metric="silhouette", val_gap=-0.077)
+    line3 = next(x for x in claims.render(fig3).splitlines() if x.startswith("| Fig. 3 claim"))
+    assert "| -7.7 |" in line3
 
 
 def test_validation_gap_reads_the_best_validation_of_both_runs_per_fold():
