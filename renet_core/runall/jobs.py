@@ -216,12 +216,16 @@ def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | N
 
 def scrub_paths(path: Path, repo: Path = REPO) -> None:
     """Rewrite the machine's own paths in an executed notebook or log (papermill's metadata,
-    warnings, printed paths): the repository's root becomes relative, the home folder ``~``, so a
-    committed copy shows no path of the machine that ran it."""
+    warnings, printed paths): a cache given by ``RENET_CACHE`` becomes ``$RENET_CACHE``, the
+    repository's root relative, the home folder ``~``, so a committed copy shows no path of the
+    machine that ran it."""
     if not path.is_file():
         return
     text = path.read_text(errors="replace")
-    scrubbed = text.replace(f"{repo.resolve()}{os.sep}", "").replace(f"{Path.home().resolve()}{os.sep}", f"~{os.sep}")
+    scrubbed = text
+    if os.environ.get("RENET_CACHE"):
+        scrubbed = scrubbed.replace(f"{Path(os.environ['RENET_CACHE']).resolve()}{os.sep}", f"$RENET_CACHE{os.sep}")
+    scrubbed = scrubbed.replace(f"{repo.resolve()}{os.sep}", "").replace(f"{Path.home().resolve()}{os.sep}", f"~{os.sep}")
     if scrubbed != text:
         write_text_atomic(path, scrubbed)
 

@@ -243,6 +243,10 @@ def test_executed_copies_show_no_path_of_the_machine(tmp_path, monkeypatch):
     kept.write_text(f'{{"input_path": "{repo}/notebooks/07_tsne.ipynb", "cache": "{home}/.cache/renet_core"}}')
     jobs.scrub_paths(kept, repo)
     assert kept.read_text() == '{"input_path": "notebooks/07_tsne.ipynb", "cache": "~/.cache/renet_core"}'
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "kept_cache"))
+    kept.write_text(f'prepared in {tmp_path}/kept_cache/prepared/bp4d\n')
+    jobs.scrub_paths(kept, repo)
+    assert kept.read_text() == 'prepared in $RENET_CACHE/prepared/bp4d\n'
     params = jobs.job_parameters(jobs.discover_jobs(NOTEBOOKS)[0], "smoke", NOTEBOOKS.parent / "results",
                                  NOTEBOOKS.parent / "figures", {})
     assert not any(str(v).startswith("/") for v in params.values()), params
