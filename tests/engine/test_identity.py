@@ -141,8 +141,6 @@ def test_training_version_is_part_of_every_identity(monkeypatch):
     assert identity.run_identity(cfg) != before
 
 
-@pytest.mark.xfail(reason="identities change with TRAINING_VERSION 2; the demo regeneration rewrites "
-                          "results/demo_runs.csv", strict=False)
 def test_committed_tables_keep_their_run_identities():
     """The configs every committed demo table is built from have the run identities of the runs in
     ``results/demo_runs.csv``: a refactoring that changed a number would change an identity, and
