@@ -27,6 +27,10 @@ JOB_TABLES = {
 }
 
 
+#: The opt-in premise experiment's notebook: its runs are planned from its default settings.
+PREMISE_JOB = "11_relation_premise"
+
+
 @dataclass
 class Plan:
     """The runs behind a set of notebook jobs: ``configs`` by run identity, ``by_job`` the
@@ -45,6 +49,14 @@ def make_plan(job_names: Sequence[str], profile: str, store_dir=None, roots: dic
     plan, roots = Plan(), roots or {}
     for job in job_names:
         keys = []
+        if job == PREMISE_JOB:              # notebook 11 at its defaults (renet_core.study.premise)
+            from renet_core.study import premise
+
+            for setting in premise.settings():
+                by_model = premise.setting_configs(setting, profile, folds or premise.FOLDS, store_dir=store_dir)
+                for cfg in (c for cfgs in by_model.values() for c in cfgs):
+                    plan.configs.setdefault(cfg.config_hash(), cfg)
+                    keys.append(cfg.config_hash())
         for table in JOB_TABLES.get(job, ()):
             spec = TABLES[table]
             for cfgs in spec_configs(spec, profile, roots.get(spec.dataset), folds, store_dir).values():

@@ -288,6 +288,22 @@ def test_plan_counts_runs_and_estimates_the_time_to_go_from_recorded_step_costs(
     assert planning.progress_line(the_plan).endswith("(recorded step costs)")       # every kind timed
 
 
+def test_plan_counts_the_premise_runs_and_shares_coupling_1_with_the_tables(tmp_path):
+    """run_all --only 11_relation_premise shows its runs and time to go like the tables' notebooks."""
+    from renet_core.runall import plan as planning
+    from renet_core.study import premise
+
+    alone = planning.make_plan(["11_relation_premise"], "smoke", tmp_path / "runs")
+    settings = premise.settings()
+    assert len(alone.configs) == len(settings) * len(premise.DEFAULT_MODELS) * 3
+    both = planning.make_plan(["01_detection_bp4d", "04_relation_ablation", "11_relation_premise"], "smoke",
+                              tmp_path / "runs")
+    shared = set(both.by_job["11_relation_premise"]) & (set(both.by_job["01_detection_bp4d"])
+                                                       | set(both.by_job["04_relation_ablation"]))
+    assert len(shared) == len(premise.DEFAULT_MODELS) * 3                    # coupling 1: Table 1's and 7's runs
+    assert "0 of %d done" % len(alone.configs) in planning.progress_line(alone)
+
+
 def test_progress_gives_the_time_to_go_of_the_timed_runs_and_counts_the_untimed_ones_apart(tmp_path):
     """The demo's strategies runs (kind renet-all) come last: until one is done the others'
     estimate is still printed, with the untimed runs counted beside it."""
