@@ -1,0 +1,63 @@
+"""The study's diagnostic scripts in ``tools/`` (docs/findings.md): ``rescore_validation.py``
+(rescoring a finished run's kept weights on its validation subset gives back the recorded best
+validation score; a run not in the cache is refused by name) and ``test_sampling_split.py`` (its
+frame bootstrap on a case with a known answer)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool(name: str = "rescore_validation"):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path):
+    from renet_core.engine import ROOT_ENV
+
+    for var in ROOT_ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+
+
+def test_an_unfinished_run_is_refused_with_its_identity():
+    from renet_core.study.configs import table_configs
+
+    cfg = table_configs("smoke")["table1"]["renet"][0]
+    with pytest.raises(FileNotFoundError, match=cfg.config_hash()):
+        _tool().rescore(cfg)
+
+
+@pytest.mark.slow
+def test_rescoring_the_kept_weights_gives_back_the_recorded_validation_score(synth_roots):
+    from renet_core.engine import run
+    from renet_core.study.configs import table_configs
+
+    cfg = table_configs("smoke", roots=synth_roots)["table1"]["renet"][0]     # the session's SynthAU copy
+    run(cfg)
+    scores = _tool().rescore(cfg)
+    assert scores["val_subset"] == pytest.approx(scores["recorded_best"], abs=1e-6)
+    assert scores["n_val_whole"] >= scores["n_val_subset"] > 0 and scores["n_test"] > 0
+    assert 0.0 <= scores["test"] <= 1.0
+
+
+def test_the_frame_bootstrap_of_a_mean_is_its_standard_error():
+    """Scoring the mean of fixed values over resampled frames: the bootstrap sd is sd / sqrt(n),
+    and over two folds the mean's sd is that over sqrt(2)."""
+    values = np.random.default_rng(1).normal(0.0, 2.0, 400)
+    fold = (np.repeat(np.arange(8), 50), lambda idx: float(values[idx].mean()))
+    se, low, high = _tool("test_sampling_split").frame_bootstrap([fold], resamples=500)
+    expected = values.std() / np.sqrt(len(values))
+    assert se == pytest.approx(expected, rel=0.15) and low < values.mean() < high
+    se2 = _tool("test_sampling_split").frame_bootstrap([fold, fold], resamples=500)[0]
+    assert se2 == pytest.approx(expected / np.sqrt(2), rel=0.2)
