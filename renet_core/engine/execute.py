@@ -132,8 +132,12 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
     if cfg.force and info.is_main:
         for name in ("done.json", "last.pt", "best.pt"):
             (run_dir / name).unlink(missing_ok=True)
+    resumed = None
     if info.is_main:   # temp files of killed runs go; a bad best.pt/last.pt fails now, before any data work
-        check_checkpoints(run_dir)
+        resumed = check_checkpoints(run_dir)
+    # a resumed run's wall seconds count the epochs an earlier process trained (their recorded
+    # seconds), so run_all's estimates and the index's fresh-cache times stay whole after a restart
+    earlier = sum(float(e.get("seconds") or 0.0) for e in (resumed or {}).get("history", []))
     weights = None if pretrained is None else pretrained_state_dict(pretrained)   # fails before any data work
     device = pick_device(cfg.device)
     info = ddp.setup(device)
@@ -147,7 +151,7 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
     history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
     rows = pd.DataFrame()
     if info.is_main:
-        rows = evaluate_model(model, cfg, splits, store, device, make, history, started=started)
+        rows = evaluate_model(model, cfg, splits, store, device, make, history, started=started - earlier)
     ddp.barrier(info)
     ddp.cleanup(info)
     return RunResult(key, rows, run_dir, history=history)

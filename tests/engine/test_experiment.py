@@ -118,6 +118,9 @@ def test_kill_and_resume_gives_identical_metrics(tmp_path):
     assert (store.run_dir(cfg.config_hash()) / "last.pt").exists() and not store.is_done(cfg.config_hash())
     resumed = toy_run(cfg)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+    # the run's wall seconds include the epoch the killed process trained
+    record = store.done_summary(cfg.config_hash())
+    assert record["seconds"] >= round(sum(h["seconds"] for h in resumed.history), 1) - 0.1
     assert resumed.rows["value"].tolist() == straight.rows["value"].tolist()
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
 
