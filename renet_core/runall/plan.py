@@ -50,7 +50,7 @@ def make_plan(job_names: Sequence[str], profile: str, store_dir=None, roots: dic
     for job in job_names:
         keys = []
         if job == PREMISE_JOB:              # notebook 11 at its defaults (renet_core.study.premise)
-            from renet_core.study import premise
+            from renet_core.study import premise   # lazy: premise imports the study layer, needed by job 11 only
 
             for setting in premise.settings():
                 by_model = premise.setting_configs(setting, profile, folds or premise.FOLDS, store_dir=store_dir)
