@@ -193,6 +193,34 @@ def validation_gaps(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def control_check(runs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Does the positive control bite? Per model, per fold the faint AUs' mean F1 in the control
+    minus the same AUs' in the coupling setting whose labels the control shares (coupling
+    :data:`CONTROL_COUPLING`: same labels, same test subjects, only the faint AUs' pixels differ),
+    then the mean and its interval (:func:`paired_interval`). The control can show the relation's
+    advantage only if making the AUs faint costs the models without it (interval below zero):
+    ``bites`` says "yes" then, "no" when the interval covers or lies above zero."""
+    records = []
+    kinds = labels.set_index("setting")
+    control = [s for s in kinds.index if kinds.loc[s, "synth_setting"] == "control"]
+    visible = [s for s in kinds.index if kinds.loc[s, "synth_setting"] == "default"
+               and float(kinds.loc[s, "coupling"]) == CONTROL_COUPLING]
+    cols = [f"f1_AU{a}" for a in FAINT_AUS if f"f1_AU{a}" in runs]
+    if not (control and visible and cols):
+        return pd.DataFrame.from_records(records)
+    for model in dict.fromkeys(runs["model"]):
+        per = {s: runs[(runs["setting"] == s) & (runs["model"] == model)].set_index("fold")[cols].mean(axis=1)
+               for s in (control[0], visible[0])}
+        d = (per[control[0]] - per[visible[0]]).dropna()
+        if not len(d):
+            continue
+        mean, low, high, how = paired_interval(d.to_numpy())
+        records.append({"model": model, "faint_f1": float(per[control[0]].mean()),
+                        "visible_f1": float(per[visible[0]].mean()), "difference": mean, "low": low, "high": high,
+                        "folds": len(d), "bites": "yes" if np.isfinite(high) and high < 0 else "no"})
+    return pd.DataFrame.from_records(records)
+
+
 def _fold_difference(runs: pd.DataFrame, setting: str, better: str, other: str, aus) -> pd.Series:
     cols = [f"f1_AU{a}" for a in aus]
     part = runs[runs["setting"] == setting]
@@ -286,6 +314,20 @@ def render(runs: pd.DataFrame, labels: pd.DataFrame, diffs: pd.DataFrame, trend:
         "lies above zero favours the first model; one that covers zero is inconclusive.", "",
         markdown_grid(["setting", "mean abs PCC", "comparison", "AUs", "difference", "95% interval", "folds"],
                       diff_rows), ""]
+    check = control_check(runs, labels)
+    if len(check):
+        aus = "+".join(f"AU{a}" for a in FAINT_AUS)
+        lines += ["## Does the control bite? The faint AUs against the same AUs visible", "",
+                  f"Per model, the mean F1 of {aus} in the control minus in the coupling-{CONTROL_COUPLING:g} setting "
+                  "(same labels and test subjects; only the faint AUs' pixels differ), per fold, and its 95% interval. "
+                  "The control can show the relation's advantage only where making the AUs faint costs the models "
+                  "without it (interval below zero); where it costs nothing, the faint AUs are still found from their "
+                  "own pixels or their partners', and the control is no test of the relation.", "",
+                  markdown_grid(["model", f"{aus} F1, control", f"{aus} F1, visible", "difference", "95% interval",
+                                 "folds", "faint AUs harder"],
+                                [[r["model"], _fmt(r["faint_f1"], 1, False), _fmt(r["visible_f1"], 1, False),
+                                  _fmt(r["difference"]), _interval(r["low"], r["high"]), str(r["folds"]), r["bites"]]
+                                 for r in check.to_dict("records")]), ""]
     gaps = validation_gaps(runs)
     if len(gaps):
         lines += ["## Is it the budget? Validation F1 gaps", "",
@@ -391,4 +433,5 @@ def study(profile: str = "demo", folds: Sequence[int] | None = None, couplings: 
     text = render(runs, labels, diffs, trend, source, budget_text, os.path.relpath(png.resolve(), tables_dir.resolve()))
     md = write_text_atomic(tables_dir / f"{name}.md", text)
     return Reproduced(name, text, source, [csv, labels_csv, Path(md), png], table=runs, figure=png,
-                      extra={"labels": labels, "differences": diffs, "trends": trend, "configs": configs})
+                      extra={"labels": labels, "differences": diffs, "trends": trend, "configs": configs,
+                             "control_check": control_check(runs, labels)})

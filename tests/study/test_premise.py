@@ -110,6 +110,32 @@ def test_validation_gaps_say_whether_renet_reached_parity_with_resnet18():
     assert premise.validation_gaps(runs.drop(columns="best_val_f1")).empty
 
 
+def test_the_control_check_says_whether_making_the_aus_faint_cost_anything():
+    """Made-up rows: in the control ResNet-18 loses 8 / 10 / 12 points on AU2+AU23 against the
+    visible coupling-2 setting (the control bites); RE-Net loses 0 / -1 / +1 (it does not), and the
+    other AUs do not enter."""
+    labels = pd.DataFrame({"setting": ["coupling 2", "control"], "coupling": [2.0, 2.0],
+                           "synth_setting": ["default", "control"], "mean_abs_pcc": [0.19, 0.19]})
+    loss = {"resnet18": (8.0, 10.0, 12.0), "renet": (0.0, -1.0, 1.0)}
+    records = []
+    for setting in labels["setting"]:
+        for model, by_fold in loss.items():
+            for fold, lost in zip((1, 2, 3), by_fold):
+                faint = 60.0 - (lost if setting == "control" else 0.0)
+                records.append({"setting": setting, "model": model, "fold": fold, "avg_f1": 50.0,
+                                "f1_AU1": 70.0 + fold, "f1_AU2": faint + 1.0, "f1_AU23": faint - 1.0})
+    check = premise.control_check(pd.DataFrame.from_records(records), labels).set_index("model")
+    half = 4.302652729911275 * 2.0 / np.sqrt(3)                          # t(0.975, 2) x sd 2 / sqrt(3)
+    assert check.loc["resnet18", ["difference", "low", "high"]].tolist() == pytest.approx([-10.0, -10 - half, -10 + half])
+    assert check.loc["resnet18", "visible_f1"] == pytest.approx(60.0) and check.loc["resnet18", "bites"] == "yes"
+    assert check.loc["renet", "difference"] == pytest.approx(0.0) and check.loc["renet", "bites"] == "no"
+    assert premise.control_check(pd.DataFrame.from_records(records), labels.iloc[:1]).empty     # no control run
+    text = premise.render(pd.DataFrame.from_records(records).assign(coupling=2.0),
+                          labels.assign(mean_abs_pcc_train=0.19, frames=10), pd.DataFrame(columns=["interval"]),
+                          pd.DataFrame(), "SynthAU test", "Training budget: none.")
+    assert "Does the control bite?" in text and "| resnet18 | 50.0 | 60.0 | -10.0 |" in text
+
+
 @pytest.mark.slow
 def test_a_smoke_premise_study_writes_its_tables_and_figure(tmp_path):
     out = premise.study("smoke", folds=[1], couplings=[0.0], include_control=False, models=("renet-none", "renet"),
@@ -124,3 +150,15 @@ def test_a_smoke_premise_study_writes_its_tables_and_figure(tmp_path):
     assert "Eq. 3 alone" in (tmp_path / "results" / "premise.md").read_text() and out.figure.exists()
     assert runs["best_val_f1"].between(0, 100).all()                     # read from each run's history
     assert "Is it the budget?" in (tmp_path / "results" / "premise.md").read_text()
+
+
+def test_the_committed_premise_rows_keep_their_run_identities():
+    """``results/premise.csv`` names the runs notebook 11 would train today: a change that moved a
+    premise run's identity would leave the committed table pointing at runs nobody can find."""
+    from pathlib import Path
+
+    committed = pd.read_csv(Path(__file__).resolve().parents[2] / "results" / "premise.csv")
+    for setting in premise.settings():
+        for model, cfgs in premise.setting_configs(setting, "demo").items():
+            rows = committed[(committed["setting"] == setting.name) & (committed["model"] == model)]
+            assert sorted(rows["config_hash"].astype(str)) == sorted(c.config_hash() for c in cfgs), (setting, model)
