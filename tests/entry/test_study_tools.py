@@ -1,7 +1,8 @@
 """The study's diagnostic scripts in ``tools/`` (docs/findings.md): ``rescore_validation.py``
 (rescoring a finished run's kept weights on its validation subset gives back the recorded best
-validation score; a run not in the cache is refused by name) and ``test_sampling_split.py`` (its
-frame bootstrap on a case with a known answer)."""
+validation score; a run not in the cache is refused by name), ``test_sampling_split.py`` (its
+frame bootstrap on a case with a known answer) and ``premise_partner_auc.py`` (AUCs within a
+partner's strata on a case computed by hand)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,23 @@ def test_the_frame_bootstrap_of_a_mean_is_its_standard_error():
     assert se == pytest.approx(expected, rel=0.15) and low < values.mean() < high
     se2 = _tool("test_sampling_split").frame_bootstrap([fold, fold], resamples=500)[0]
     assert se2 == pytest.approx(expected / np.sqrt(2), rel=0.2)
+
+
+def test_partner_aucs_separate_own_evidence_from_the_partners():
+    """A score for AU2 that is AU1's label and nothing else: over all frames it ranks AU2 well
+    (AUC 12/16 = 0.75, counted by hand: 9 wins and 6 ties in 16 pairs), within AU1 on or off it
+    ranks nothing (0.5: all ties). Unlabelled frames (NaN) are left out."""
+    tool = _tool("premise_partner_auc")
+    au1 = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1], dtype=float)
+    au2 = np.array([1, 1, 1, 0, 1, 0, 0, 0, np.nan])
+    labels = np.stack([au1, au2], axis=1)
+    scores = np.stack([au1, au1], axis=1).astype(np.float32)
+    found = tool.partner_aucs(labels, scores, [1, 2], pairs=((2, 1),))
+    assert found == pytest.approx({"AU2": 0.75, "AU2 | AU1 on": 0.5, "AU2 | AU1 off": 0.5})
+    own = tool.partner_aucs(labels, np.stack([au1, np.nan_to_num(au2)], axis=1), [1, 2], pairs=((2, 1),))
+    assert own == pytest.approx({"AU2": 1.0, "AU2 | AU1 on": 1.0, "AU2 | AU1 off": 1.0})
+
+
+def test_partner_aucs_refuse_a_premise_run_that_is_not_in_the_cache():
+    with pytest.raises(FileNotFoundError, match="premise run .* is not finished in this cache"):
+        _tool("premise_partner_auc").collect("demo")
