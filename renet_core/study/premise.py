@@ -18,6 +18,8 @@ is run, and :func:`study` writes
 * ``results/premise_labels.csv``: per setting, the mean absolute PCC over the off-diagonal pairs
   of the 12 BP4D AUs, over all labelled frames (each a training frame in two of the three folds)
   and the mean over folds of each fold's training labels (the relation RE-Net is built from);
+* ``results/premise_curves.csv`` and ``figures/premise_validation.png``: every run's validation F1
+  after each epoch (is it the budget?);
 * ``results/premise.md`` and ``figures/premise.png``: RE-Net minus Eq. 3 alone and RE-Net minus
   ResNet-18 per setting, each with its 95% interval over folds (:func:`paired_interval`), against
   mean |PCC|, on all 12 AUs and on the control's faint AUs.
@@ -214,11 +216,61 @@ def control_check(runs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         d = (per[control[0]] - per[visible[0]]).dropna()
         if not len(d):
             continue
-        mean, low, high, how = paired_interval(d.to_numpy())
+        mean, low, high, _ = paired_interval(d.to_numpy())
         records.append({"model": model, "faint_f1": float(per[control[0]].mean()),
                         "visible_f1": float(per[visible[0]].mean()), "difference": mean, "low": low, "high": high,
                         "folds": len(d), "bites": "yes" if np.isfinite(high) and high < 0 else "no"})
     return pd.DataFrame.from_records(records)
+
+
+def validation_curves(configs: dict) -> pd.DataFrame:
+    """Is it the budget? The validation F1 (percent) of every finished run after each epoch, from
+    its history (``done.json``): one row per setting, model, fold and epoch, with the training step
+    it was measured at. ``configs``: ``{Setting: {model: [config per fold]}}`` as :func:`study`
+    builds them."""
+    records = []
+    for setting, by_model in configs.items():
+        for model, cfgs in by_model.items():
+            for cfg in cfgs:
+                store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+                if not store.is_done(key):
+                    continue
+                for entry in store.done_summary(key).get("history", []):
+                    if entry.get("val") is None or not np.isfinite(float(entry["val"])):
+                        continue
+                    records.append({"setting": setting.name, "model": model, "fold": cfg.fold,
+                                    "epoch": int(entry["epoch"]),
+                                    "step": int(entry["epoch"]) * int(cfg.steps_per_epoch or 0),
+                                    "val_f1": 100.0 * float(entry["val"])})
+    return pd.DataFrame.from_records(records, columns=["setting", "model", "fold", "epoch", "step", "val_f1"])
+
+
+def curves_figure(curves: pd.DataFrame, title: str = ""):
+    """One panel per setting: each model's validation F1 against training steps, mean over folds
+    (thick) and each fold (thin)."""
+    plt = pyplot()
+    names = list(dict.fromkeys(curves["setting"])) or ["(no runs)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False, sharey=True)
+    colours = {"resnet18": "tab:grey", "renet-none": "tab:orange", "renet": "tab:blue", "renet-learnable": "tab:green"}
+    for ax, name in zip(axes[0], names):
+        part = curves[curves["setting"] == name]
+        for model in dict.fromkeys(part["model"]):
+            mine = part[part["model"] == model]
+            colour = colours.get(model, None)
+            for _, fold in mine.groupby("fold"):
+                ax.plot(fold["step"], fold["val_f1"], color=colour, alpha=0.25, linewidth=0.8)
+            mean = mine.groupby("step")["val_f1"].mean()
+            ax.plot(mean.index, mean.to_numpy(), "o-", color=colour, label=MODEL_ROWS[model].label
+                    if model in MODEL_ROWS else model, markersize=3)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation F1 (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def _fold_difference(runs: pd.DataFrame, setting: str, better: str, other: str, aus) -> pd.Series:
@@ -279,7 +331,7 @@ def _interval(low: float, high: float, digits: int = 1) -> str:
 
 
 def render(runs: pd.DataFrame, labels: pd.DataFrame, diffs: pd.DataFrame, trend: pd.DataFrame, source: str,
-           budget_text: str, figure: str | None = None) -> str:
+           budget_text: str, figure: str | None = None, curves_png: str | None = None) -> str:
     """``results/premise.md``."""
     models = list(dict.fromkeys(runs["model"]))
     pcc = labels.set_index("setting")
@@ -338,6 +390,10 @@ def render(runs: pd.DataFrame, labels: pd.DataFrame, diffs: pd.DataFrame, trend:
                   markdown_grid(["setting", "comparison", "validation gap", "folds", "at parity"],
                                 [[r["setting"], r["comparison"], _fmt(r["val_gap"]), str(r["folds"]), r["parity"]]
                                  for r in gaps.to_dict("records")]), ""]
+        if curves_png:
+            lines += ["Every run's validation F1 after each epoch, per setting (thin: each fold; thick: their mean; "
+                      "the numbers are in the `_curves.csv` beside this file):", "",
+                      f"![validation curves]({curves_png})", ""]
     if len(trend):
         lines += ["## Trend: does the difference grow with mean |PCC|?", "",
                   "Per fold, the least-squares slope of the difference (all 12 AUs) against mean |PCC| over the "
@@ -427,11 +483,17 @@ def study(profile: str = "demo", folds: Sequence[int] | None = None, couplings: 
               + (" and the positive control" if include_control else ""))
     tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
     png = save_figure(figure(diffs, f"The premise experiment ({source})"), figures_dir / f"{name}.png")
+    curves = validation_curves(configs)
+    curves_png = save_figure(curves_figure(curves, f"Validation F1 per epoch ({source})"),
+                             figures_dir / f"{name}_validation.png")
+    curves_csv = to_csv_atomic(curves, tables_dir / f"{name}_curves.csv", index=False, float_format="%.4f")
     csv = to_csv_atomic(runs, tables_dir / f"{name}.csv", index=False, float_format="%.4f")
     labels_csv = to_csv_atomic(labels, tables_dir / f"{name}_labels.csv", index=False, float_format="%.4f")
     budget_text = training_budget({f"{s.name}: {m}": cfgs for s, by in configs.items() for m, cfgs in by.items()})
-    text = render(runs, labels, diffs, trend, source, budget_text, os.path.relpath(png.resolve(), tables_dir.resolve()))
+    text = render(runs, labels, diffs, trend, source, budget_text, os.path.relpath(png.resolve(), tables_dir.resolve()),
+                  os.path.relpath(curves_png.resolve(), tables_dir.resolve()))
     md = write_text_atomic(tables_dir / f"{name}.md", text)
-    return Reproduced(name, text, source, [csv, labels_csv, Path(md), png], table=runs, figure=png,
+    return Reproduced(name, text, source, [csv, labels_csv, Path(md), png, curves_csv, curves_png], table=runs, figure=png,
                       extra={"labels": labels, "differences": diffs, "trends": trend, "configs": configs,
-                             "control_check": control_check(runs, labels)})
+                             "control_check": control_check(runs, labels), "curves": curves,
+                             "curves_figure": curves_png})

@@ -150,6 +150,11 @@ def test_a_smoke_premise_study_writes_its_tables_and_figure(tmp_path):
     assert "Eq. 3 alone" in (tmp_path / "results" / "premise.md").read_text() and out.figure.exists()
     assert runs["best_val_f1"].between(0, 100).all()                     # read from each run's history
     assert "Is it the budget?" in (tmp_path / "results" / "premise.md").read_text()
+    curves = pd.read_csv(tmp_path / "results" / "premise_curves.csv")        # every run's validation history
+    assert set(curves["model"]) == {"renet-none", "renet"} and (curves["epoch"] >= 1).all()
+    assert curves["val_f1"].max() == pytest.approx(runs["best_val_f1"].max(), abs=1e-3)
+    assert (tmp_path / "figures" / "premise_validation.png").stat().st_size > 10_000
+    assert "premise_validation.png" in (tmp_path / "results" / "premise.md").read_text()
 
 
 def test_the_committed_premise_rows_keep_their_run_identities():
