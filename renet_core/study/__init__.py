@@ -3,7 +3,8 @@
 reported beside the paper's values (:mod:`.report`, :mod:`.paper`), judged claim by claim
 (:mod:`.claims`, :mod:`.board`), drawn (:mod:`.figures`), studied over training time
 (:mod:`.dynamics`), and the relation's premise tested on SynthAU's coupling levels
-(:mod:`.premise`, notebook 11). Imports the engine and the layers below it, never an entry point.
+(:mod:`.premise`, :mod:`.premise_analysis`, notebook 11). Imports the engine and the layers
+below it, never an entry point.
 
     from renet_core import study
     out = study.reproduce("table1", profile="demo")
