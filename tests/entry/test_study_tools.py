@@ -2,7 +2,8 @@
 (rescoring a finished run's kept weights on its validation subset gives back the recorded best
 validation score; a run not in the cache is refused by name), ``test_sampling_split.py`` (its
 frame bootstrap on a case with a known answer) and ``premise_partner_auc.py`` (AUCs within a
-partner's strata on a case computed by hand)."""
+partner's strata on a case computed by hand) and ``parity_long.py`` (its parity rule on a curve
+read by hand; a missing ResNet-18 reference run refused by name)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def test_partner_aucs_separate_own_evidence_from_the_partners():
 def test_partner_aucs_refuse_a_premise_run_that_is_not_in_the_cache():
     with pytest.raises(FileNotFoundError, match="premise run .* is not finished in this cache"):
         _tool("premise_partner_auc").collect("demo")
+
+
+def test_parity_is_the_first_evaluation_within_the_tolerance():
+    """Reference 0.65, tolerance 0.02: 0.62 is 3 points short, 0.635 within 1.5 points."""
+    tool = _tool("parity_long")
+    curve = [(500, 0.50), (1000, 0.62), (1500, 0.635), (2000, 0.70)]
+    assert tool.first_parity(curve, 0.65) == 1500
+    assert tool.first_parity(curve, 0.65, tolerance=0.04) == 1000
+    assert tool.first_parity(curve[:2], 0.65) is None
+
+
+def test_parity_long_refuses_a_missing_reference_run():
+    with pytest.raises(RuntimeError, match="ResNet-18's table1 run of fold 1 .* is not finished"):
+        _tool("parity_long").study("table1", "smoke", steps=8, evals=2, folds=(1,))
