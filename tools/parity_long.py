@@ -25,21 +25,15 @@ import pandas as pd
 
 from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, run
-from renet_core.study.board import PARITY_TOLERANCE, best_validation
+from renet_core.study.board import PARITY_TOLERANCE, best_validation, validation_history
 from renet_core.study.configs import spec_configs
 from renet_core.study.tables import TABLES
 
 
 def history(cfg) -> list[tuple[int, float]]:
     """``[(step, validation score), ...]`` of a finished run, in order."""
-    store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
-    if not store.is_done(key):
-        return []
-    out = []
-    for entry in store.done_summary(key).get("history", []):
-        if entry.get("val") is not None and math.isfinite(float(entry["val"])):
-            out.append((int(entry["epoch"]) * int(cfg.steps_per_epoch or 0), float(entry["val"])))
-    return out
+    return [(epoch * int(cfg.steps_per_epoch or 0), score)
+            for epoch, score in validation_history(ResultsStore(cfg.results_dir), cfg)]
 
 
 def first_parity(curve: list[tuple[int, float]], reference: float, tolerance: float = PARITY_TOLERANCE) -> int | None:
@@ -62,21 +56,22 @@ def study(table: str, profile: str = "demo", steps: int = 5000, evals: int = 10,
     long = spec_configs(spec, profile, folds=list(folds), epochs=evals, steps_per_epoch=steps // evals,
                         patience=evals)["renet"]
     records, curves = [], []
-    for ref_cfg, renet_cfg, fold in zip(demo["resnet18"], long, folds):
-        reference = best_validation(ResultsStore(ref_cfg.results_dir), ref_cfg)
+    for fold, ref_cfg, demo_renet, renet_cfg in zip(folds, demo["resnet18"], demo["renet"], long):
+        store = ResultsStore(ref_cfg.results_dir)
+        reference = best_validation(store, ref_cfg)
         if reference is None:
             raise RuntimeError(f"ResNet-18's {spec.name} run of fold {fold} ({ref_cfg.config_hash()}) is not finished "
                                f"in {ref_cfg.results_dir}; run the demo first (./run_all.sh) or set RENET_CACHE")
         print(f"{spec.name} fold {fold}: RE-Net {steps} steps [run {renet_cfg.config_hash()}]", flush=True)
         rows = run(renet_cfg).rows
         curve = history(renet_cfg)
-        demo_renet = best_validation(ResultsStore(ref_cfg.results_dir), demo["renet"][list(folds).index(fold)])
         best_step, best = max(curve, key=lambda p: p[1])
         records.append({"table": spec.name, "dataset": spec.dataset, "task": spec.task, "fold": fold,
                         "resnet18_best_val": reference, "resnet18_steps": ref_cfg.epochs * ref_cfg.steps_per_epoch,
-                        "renet_demo_best_val": demo_renet, "renet_best_val": best, "renet_best_step": best_step,
-                        "gap_at_best": best - reference, "first_parity_step": first_parity(curve, reference),
-                        "renet_test": test_score(rows, spec.task), "steps": steps, "config_hash": renet_cfg.config_hash()})
+                        "renet_demo_best_val": best_validation(store, demo_renet), "renet_best_val": best,
+                        "renet_best_step": best_step, "gap_at_best": best - reference,
+                        "first_parity_step": first_parity(curve, reference), "renet_test": test_score(rows, spec.task),
+                        "steps": steps, "eval_every": renet_cfg.steps_per_epoch, "config_hash": renet_cfg.config_hash()})
         curves += [{"fold": fold, "step": s, "val": v, "gap": v - reference} for s, v in curve]
     return pd.DataFrame.from_records(records), pd.DataFrame.from_records(curves), spec
 
@@ -93,7 +88,7 @@ def render(per_fold: pd.DataFrame, curves: pd.DataFrame, spec, profile: str, nam
     lines = [f"# How many steps would RE-Net need for parity? {spec.title.split(':')[0]} ({spec.dataset}, {spec.task})", "",
              f"Data: SynthAU {profile} twin of {spec.dataset} (**synthetic**), the demo's settings (48 px, batch 32, "
              f"lr 1e-3 cosine, AU-specific lr x C, stand-in start, float32). RE-Net (fixed PCC) trained for one "
-             f"{steps}-step cosine schedule per fold, validated every {steps // int(curves.groupby('fold').size().max())} "
+             f"{steps}-step cosine schedule per fold, validated every {int(per_fold['eval_every'].iloc[0])} "
              "steps, no early stopping; ResNet-18 is the demo's own run of the same fold "
              f"({int(per_fold['resnet18_steps'].iloc[0])} steps). Validation decides (tolerance "
              f"{100 * PARITY_TOLERANCE:g} {unit}); test is reported, never used. Made by `tools/parity_long.py` "
@@ -114,7 +109,7 @@ def render(per_fold: pd.DataFrame, curves: pd.DataFrame, spec, profile: str, nam
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--table", default="table1", choices=sorted(t for t in TABLES if t in ("table1", "table2", "table3")))
+    p.add_argument("--table", default="table1", choices=("table1", "table2", "table3"))
     p.add_argument("--profile", default="demo")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--evals", type=int, default=10, help="validation passes over the schedule")
@@ -129,8 +124,9 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     to_csv_atomic(per_fold, out / f"{name}.csv")
     to_csv_atomic(curves, out / f"{name}_curves.csv")
-    write_text_atomic(out / f"{name}.md", render(per_fold, curves, spec, a.profile, name))
-    print(render(per_fold, curves, spec, a.profile, name))
+    page = render(per_fold, curves, spec, a.profile, name)
+    write_text_atomic(out / f"{name}.md", page)
+    print(page)
     print(f"mean gap at best: {100 * np.mean(per_fold['gap_at_best']):+.1f}")
 
 

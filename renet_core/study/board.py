@@ -117,12 +117,19 @@ def validation_gap(configs: dict[str, list], store: ResultsStore) -> float | Non
     return float(np.mean(gaps)) if gaps else None
 
 
-def best_validation(store: ResultsStore, cfg) -> float | None:
-    """The best validation score (F1 or ICC, as early stopping scores it) in a finished run's
-    history; None when the run is not finished or never validated."""
+def validation_history(store: ResultsStore, cfg) -> list[tuple[int, float]]:
+    """``[(epoch, validation score), ...]`` of a finished run's history (F1 or ICC, as early
+    stopping scores it), in order, epochs without a finite score left out; [] when the run is not
+    finished."""
     key = cfg.config_hash()
     if not store.is_done(key):
-        return None
-    scores = [float(e["val"]) for e in store.done_summary(key).get("history", [])
-              if e.get("val") is not None and math.isfinite(float(e["val"]))]
+        return []
+    return [(int(e["epoch"]), float(e["val"])) for e in store.done_summary(key).get("history", [])
+            if e.get("val") is not None and math.isfinite(float(e["val"]))]
+
+
+def best_validation(store: ResultsStore, cfg) -> float | None:
+    """The best validation score in a finished run's history (:func:`validation_history`); None
+    when the run is not finished or never validated."""
+    scores = [score for _, score in validation_history(store, cfg)]
     return max(scores) if scores else None

@@ -44,7 +44,7 @@ from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, load_splits, profile_setting
 from renet_core.engine.profiles import get_profile
 from renet_core.engine.splits import relation_from_training
-from renet_core.study.board import best_validation
+from renet_core.study.board import best_validation, validation_history
 from renet_core.study.configs import au_steps, run_configs, spec_configs, training_budget
 from renet_core.study.figures import save_figure
 # The analysis (what is compared, the intervals, premise.md and the figures) lives in
@@ -169,16 +169,9 @@ def validation_curves(configs: dict) -> pd.DataFrame:
     for setting, by_model in configs.items():
         for model, cfgs in by_model.items():
             for cfg in cfgs:
-                store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
-                if not store.is_done(key):
-                    continue
-                for entry in store.done_summary(key).get("history", []):
-                    if entry.get("val") is None or not np.isfinite(float(entry["val"])):
-                        continue
-                    records.append({"setting": setting.name, "model": model, "fold": cfg.fold,
-                                    "epoch": int(entry["epoch"]),
-                                    "step": int(entry["epoch"]) * int(cfg.steps_per_epoch or 0),
-                                    "val_f1": 100.0 * float(entry["val"])})
+                for epoch, score in validation_history(ResultsStore(cfg.results_dir), cfg):
+                    records.append({"setting": setting.name, "model": model, "fold": cfg.fold, "epoch": epoch,
+                                    "step": epoch * int(cfg.steps_per_epoch or 0), "val_f1": 100.0 * score})
     return pd.DataFrame.from_records(records, columns=["setting", "model", "fold", "epoch", "step", "val_f1"])
 
 
