@@ -9,6 +9,10 @@ Each profile is one dict with these keys (read by :func:`profile_setting`):
 * ``parity_steps``: ``{(dataset, task): steps}``, the one-AU steps RE-Net needs to come within 2
   validation points of ResNet-18 (measured by notebook 09, validation only); a table whose RE-Net
   runs got fewer is marked under-trained on the claims scoreboard. ``"*"``: any other table;
+* ``per_run_budgets``: whether the study trains each run at its own converged budget, measured
+  by issue 33's rule and recorded in ``renet_core/resources/converged_budgets.csv``
+  (:mod:`renet_core.study.budgets`); off (every profile until its budgets are measured), the
+  ``table_budgets`` stay and so do the run identities;
 * ``folds``: ``{table: folds}`` run when a notebook gives none, ``"*"`` for any other table;
 * ``efficiency``: the section 4.7 measurement (input side, batches, repeats, seconds each);
 * ``dynamics``: notebook 09's default curves (steps, evaluation interval, variants).
@@ -55,6 +59,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "table_budgets": {},
         "parity_steps": {},
+        "per_run_budgets": False,
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 32, "batches": [2], "repeats": 2, "budget": 2.0},
         "dynamics": {"steps": 8, "eval_every": 4, "variants": _DYNAMICS_VARIANTS},
@@ -68,6 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "table_budgets": {"*": {"epochs": 5, "steps_per_epoch": 250}},
         "parity_steps": {("bp4d", "occurrence"): 1250},
+        "per_run_budgets": False,
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 224, "batches": [1, 16], "repeats": 3, "budget": 15.0},
         "dynamics": {"steps": 150, "eval_every": 50, "variants": _DYNAMICS_VARIANTS},
@@ -80,6 +86,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "table_budgets": {},
         "parity_steps": {},
+        "per_run_budgets": False,
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 224, "batches": [1, 100], "repeats": 10, "budget": 30.0},
         "dynamics": {"steps": 6000, "eval_every": 500, "variants": "all"},

@@ -14,6 +14,7 @@ import pandas as pd
 from renet_core.base.metrics import always_positive_f1
 from renet_core.engine import ExperimentConfig, ResultsStore, profile_setting, run
 from renet_core.engine.store import is_synthetic
+from renet_core.study.budgets import au_steps, with_budget
 from renet_core.study.tables import TABLES, TableSpec
 
 
@@ -25,15 +26,6 @@ def config(profile: str, dataset: str, task: str = "occurrence", root: str | Non
     changes = {**profile_setting(profile, "table_budgets", (dataset, task), {}), **changes}
     return ExperimentConfig.build(profile=profile, root=root, dataset=dataset, task=task,
                                   results_dir=str(store_dir) if store_dir else None, **changes)
-
-
-def au_steps(cfg) -> int | None:
-    """A RE-Net run's training in steps of one-AU batches (section 3.4's strategy 1 trains all C
-    AUs per step: C each); None where the profile does not cap the steps (early stopping)."""
-    if not cfg.steps_per_epoch:
-        return None
-    steps = cfg.epochs * cfg.steps_per_epoch
-    return steps * len(cfg.resolved_aus()) if cfg.strategy == "all" else steps
 
 
 def under_trained(configs: dict[str, list], profile: str) -> tuple[int | None, bool]:
@@ -78,7 +70,10 @@ def spec_configs(spec: TableSpec, profile: str = "demo", root: str | None = None
     """``{row key: [config of fold f, ...]}``: the runs a table needs; ``folds=None`` takes
     :func:`default_folds`. ``changes`` apply to every row, but never to a field that defines
     the table's rows (:func:`row_fields`): such an override would turn a labelled row into
-    another row's run (Table 7's "fixed PCC" into its "learnable"), so it is refused by name."""
+    another row's run (Table 7's "fixed PCC" into its "learnable"), so it is refused by name.
+    Where the profile trains each run at its own converged budget (its ``per_run_budgets``) and
+    one is recorded for the row's variant, the row gets it (:func:`renet_core.study.budgets.with_budget`),
+    unless ``changes`` set ``epochs`` or ``steps_per_epoch``."""
     clash = sorted(k for k, v in changes.items() if k in row_fields(spec) and v is not None)
     if clash:
         defined = "; ".join(f"{r.key}: " + ", ".join(f"{k}={r.config[k]!r}" for k in clash if k in r.config)
@@ -87,12 +82,15 @@ def spec_configs(spec: TableSpec, profile: str = "demo", root: str | None = None
                          f"what its rows measure: {', '.join(clash)} define(s) its rows ({defined}); remove "
                          "them from the overrides (each row sets its own)")
     folds = list(folds) if folds else default_folds(spec.name, profile)
+    own_budget = any(changes.get(k) is not None for k in ("epochs", "steps_per_epoch"))
     out = {}
     for row in spec.rows:
         base = config(profile, spec.dataset, spec.task, root, store_dir, **{**changes, **row.config})
         scale = row.scale(len(base.resolved_aus()))
         if scale != 1.0 and base.steps_per_epoch:
             base = base.replace(steps_per_epoch=max(1, int(round(base.steps_per_epoch * scale))))
+        if not own_budget:
+            base = with_budget(base, profile)
         out[row.key] = [base.replace(fold=int(f)) for f in folds]
     return out
 

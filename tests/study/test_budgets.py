@@ -1,0 +1,103 @@
+"""Converged budgets as data (renet_core.study.budgets, issue 33): the budgets file read and
+refused by name, a run at a budget is the demo's own run at the demo's budget (same identity),
+the ladder a curve is measured on steps by at least 1.5x, and the profile switch gives each
+table row its recorded budget only when it is on."""
+
+from __future__ import annotations
+
+import pytest
+
+from renet_core.engine import profiles
+from renet_core.study import budgets, configs
+from renet_core.study.tables import TABLES
+
+HEADER = "profile,data,dataset,task,variant,steps,source\n"
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path):
+    from renet_core.engine import ROOT_ENV
+
+    for var in ROOT_ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+
+
+def test_the_committed_budgets_file_is_readable_and_no_profile_applies_it_yet():
+    assert isinstance(budgets.recorded_budgets(), dict)
+    assert not any(budgets.per_run_budgets(p) for p in profiles.PROFILE_NAMES)
+
+
+def test_the_budgets_file_is_read_and_bad_rows_are_refused_by_name(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + "demo,synthetic,bp4d,occurrence,renet,4220,results/x.md\n")
+    assert budgets.recorded_budgets(path) == {("demo", "synthetic", "bp4d", "occurrence", "renet"): 4220}
+    cfg = configs.spec_configs(TABLES["table1"], "demo", folds=[1])["renet"][0]
+    assert budgets.recorded_budget("demo", cfg, path) == 4220
+    assert budgets.recorded_budget("smoke", cfg, path) is None
+    path.write_text(HEADER + "demo,synthetic,bp4d,occurrence,renet,many,x\n")
+    with pytest.raises(ValueError, match=r"b\.csv, line 2: steps='many'"):
+        budgets.recorded_budgets(path)
+    path.write_text(HEADER + "demo,synthetic,bp4d,occurrence,renet,10,x\n" * 2)
+    with pytest.raises(ValueError, match="line 3: .* recorded twice"):
+        budgets.recorded_budgets(path)
+    path.write_text("profile,dataset,steps\n")
+    with pytest.raises(ValueError, match=r"b\.csv: columns \['data', 'task', 'variant', 'source'\] missing"):
+        budgets.recorded_budgets(path)
+
+
+def test_record_budget_writes_and_replaces_one_row(tmp_path):
+    path = tmp_path / "b.csv"
+    cfg = configs.spec_configs(TABLES["table7"], "demo", folds=[1])["renet-learnable"][0]
+    budgets.record_budget("demo", cfg, 2815, "results/convergence_bp4d_occurrence_renet-learnable.md", path)
+    budgets.record_budget("demo", cfg, 4225, "again", path)
+    assert budgets.recorded_budgets(path) == {("demo", "synthetic", "bp4d", "occurrence", "renet-learnable"): 4225}
+
+
+def test_a_run_at_the_demos_budget_is_the_demos_own_run():
+    """at_budget(1250) of the demo's runs gives back their configs (so their identities): the
+    curves' runs and the study's runs are one. Strategy 1 counts C one-AU steps a step."""
+    evals = budgets.evaluations("demo", "bp4d", "occurrence")
+    assert evals == 5 and budgets.evaluations("smoke", "bp4d", "occurrence") == 2
+    for name, row in (("table1", "renet"), ("table1", "resnet18"), ("strategies", "renet-all"),
+                      ("table5", "resnet18")):
+        cfg = configs.spec_configs(TABLES[name], "demo", folds=[2])[row][0]
+        again = budgets.at_budget(cfg, 1250, evals)
+        assert again.config_hash() == cfg.config_hash(), (name, row)
+    every = configs.spec_configs(TABLES["strategies"], "demo", folds=[1])["renet-all"][0]
+    for steps in (1, 100, 1875, 2815):
+        at = budgets.at_budget(every, steps, evals)
+        assert steps <= budgets.au_steps(at) < steps + 12 * evals
+        assert budgets.at_budget(every, budgets.au_steps(at), evals).config_hash() == at.config_hash()
+    with pytest.raises(ValueError, match="positive"):
+        budgets.at_budget(every, 0, evals)
+
+
+def test_the_ladder_steps_by_at_least_one_and_a_half_and_holds_the_anchor():
+    for name, row in (("table1", "renet"), ("strategies", "renet-all")):
+        cfg = configs.spec_configs(TABLES[name], "demo", folds=[1])[row][0]
+        rungs = budgets.ladder(cfg, 5, 1250, below=3, above=4)
+        assert len(rungs) == 8 and budgets.au_steps(budgets.at_budget(cfg, 1250, 5)) in rungs
+        assert all(b >= 1.5 * a for a, b in zip(rungs, rungs[1:])), rungs
+        assert all(budgets.au_steps(budgets.at_budget(cfg, r, 5)) == r for r in rungs)
+    smoke = configs.spec_configs(TABLES["table1"], "smoke", folds=[1])["renet"][0]
+    assert budgets.ladder(smoke, 2, 8, below=5, above=1) == [2, 4, 8, 12]   # none under 2 steps
+
+
+def test_the_switch_gives_each_row_its_recorded_budget_and_nothing_else(tmp_path, monkeypatch):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + "demo,synthetic,bp4d,occurrence,renet,4220,x\n"
+                    "demo,synthetic,bp4d,occurrence,renet-all,2500,x\n")
+    monkeypatch.setattr(budgets, "BUDGETS_CSV", path)
+    before = {k: [c.config_hash() for c in v] for k, v in configs.spec_configs(TABLES["strategies"], "demo").items()}
+    monkeypatch.setitem(profiles.PROFILES["demo"], "per_run_budgets", True)
+    table1 = configs.spec_configs(TABLES["table1"], "demo")
+    assert [budgets.au_steps(c) for c in table1["renet"]] == [4220] * 3 and table1["renet"][0].epochs == 5
+    assert [budgets.au_steps(c) for c in table1["resnet18"]] == [1250] * 3        # none recorded: the profile's
+    every = configs.spec_configs(TABLES["strategies"], "demo")["renet-all"][0]
+    assert budgets.au_steps(every) == 2520 and every.steps_per_epoch == 42
+    mine = configs.spec_configs(TABLES["table1"], "demo", steps_per_epoch=7)["renet"][0]
+    assert budgets.au_steps(mine) == 35                                           # a user's budget wins
+    monkeypatch.setitem(profiles.PROFILES["demo"], "per_run_budgets", False)
+    after = {k: [c.config_hash() for c in v] for k, v in configs.spec_configs(TABLES["strategies"], "demo").items()}
+    assert after == before
