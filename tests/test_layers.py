@@ -10,11 +10,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "renet_core"
 #: Each layer (a folder of renet_core) may import itself and the layers listed before it.
-LAYERS = (("base",), ("data",), ("synth",), ("model",), ("engine",), ("study",), ("cli", "runall", "bench"))
+LAYERS = (("base",), ("data",), ("synth",), ("model",), ("engine",), ("study",), ("cli", "runall", "bench", "predict"))
 MAX_LINES = 400
 MAX_LAZY_IMPORTS = 25
 #: Import names whose PyPI distribution has another name.
-DISTRIBUTIONS = {"cv2": "opencv-python-headless", "yaml": "pyyaml", "sklearn": "scikit-learn"}
+DISTRIBUTIONS = {"cv2": "opencv-python-headless", "yaml": "pyyaml", "sklearn": "scikit-learn",
+                 "dlib": "dlib-bin", "skimage": "scikit-image"}
 
 
 def _modules():

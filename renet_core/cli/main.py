@@ -1,4 +1,4 @@
-"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics ...``.
+"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics|predict ...``.
 
 Examples::
 
@@ -10,6 +10,7 @@ Examples::
     python -m renet_core grid a.yaml b.yaml c.yaml --gpus 0,1          # one run per GPU
     torchrun --nproc_per_node=4 -m renet_core train --config run.yaml  # one run on 4 GPUs
     python -m renet_core dynamics --profile demo --steps 1500 --eval-every 250  # notebook 09's curves
+    python -m renet_core predict clip.mp4 photos/ --run RUN_DIR --out aus.csv  # your own faces
 
 A config is built by ``ExperimentConfig.build`` from: the defaults of ExperimentConfig <
 ``--profile`` < ``--config`` YAML < the shortcut flags < ``--set key=value`` (values parsed as
@@ -40,6 +41,7 @@ from renet_core.engine import (
 from renet_core.engine.dryrun import dry_run
 from renet_core.engine.dryrun import summary as dry_run_summary
 from renet_core.model.pretrained import WeightsUnavailableError
+from renet_core.predict import command as predict_command
 from renet_core.study import dynamics
 
 SHORTCUTS = ("dataset", "task", "model", "fold", "strategy", "relation_mode", "root", "device",
@@ -91,6 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("configs", nargs="+")
     g.add_argument("--gpus", required=True, help="e.g. 0,1,2,3 (empty entries: CPU slots)")
     _dynamics_parser(sub)
+    predict_command.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -196,6 +199,8 @@ def main(argv=None) -> int:
         return int(any(codes))
     if args.command == "dynamics":
         return _dynamics(args)
+    if args.command == "predict":
+        return predict_command.run(args)
     if args.command == "train" and args.dry_run:
         return _dry_run(args)
     cfg = build_config(args)
