@@ -7,8 +7,8 @@ Each profile is one dict with these keys (read by :func:`profile_setting`):
 * ``table_budgets``: ``{(dataset, task): fields}`` for the runs behind the paper's tables where
   the profile's own budget leaves RE-Net untrained (a user's ``epochs`` / ``steps_per_epoch`` win);
 * ``parity_steps``: ``{(dataset, task): steps}``, the one-AU steps RE-Net needs to come within 2
-  validation points of ResNet-18 (measured by notebook 09, validation only); a table whose RE-Net
-  runs got fewer is marked under-trained on the claims scoreboard. ``"*"``: any other table;
+  validation points of ResNet-18 (measured by notebook 09, validation only); information only
+  since issue 33 (the scoreboard's mark is the converged budget's). ``"*"``: any other table;
 * ``per_run_budgets``: whether the study trains each run at its own converged budget, measured
   by issue 33's rule and recorded in ``renet_core/resources/converged_budgets.csv``
   (:mod:`renet_core.study.budgets`); off (every profile until its budgets are measured), the

@@ -1,7 +1,9 @@
 """The claims scoreboard of a profile's finished runs: every table's rows found in the store by
 run identity (nothing is run), the claims of :mod:`renet_core.study.claims` measured on them,
-and each claim's RE-Net training budget against the parity budget, with the validation gap
-between RE-Net and ResNet-18 that its own runs reached."""
+and whether each claim is converged (issue 33: every one of its runs trained at least the
+converged budget measured for its dataset, task and model variant,
+:func:`renet_core.study.convergence.claim_convergence`), with, as information only, the validation
+gap between RE-Net and ResNet-18 that its own runs reached."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from renet_core.engine import ResultsStore, fingerprints_once
 from renet_core.engine.execute import stored_rows
 from renet_core.engine.store import is_synthetic
 from renet_core.study import claims
-from renet_core.study.configs import chance_rows, parity_steps, select_rows, table_configs, under_trained
+from renet_core.study.budgets import au_steps, recorded_budgets
+from renet_core.study.configs import chance_rows, select_rows, table_configs
+from renet_core.study.convergence import claim_convergence
 from renet_core.study.figures import feature_inputs
 from renet_core.study.tables import CHANCE_ENTRIES, TABLE_OF, TABLES, TSNE_AUS
 
 #: RE-Net is at parity when its best validation score is at most this far below ResNet-18's
-#: (2 F1 points; 0.02 ICC), the criterion notebook 09's curves use.
+#: (2 F1 points; 0.02 ICC), the criterion notebook 09's curves use. Information only: it decides
+#: no mark of the scoreboard (issue 33: the budget rule looks at each model's own curve).
 PARITY_TOLERANCE = 0.02
 
 
@@ -57,8 +62,9 @@ def finished_rows(profile: str, store_dir=None, roots: dict | None = None, confi
 @fingerprints_once()
 def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **changes) -> pd.DataFrame:
     """The claims scoreboard (:func:`renet_core.study.claims.scoreboard`) of the runs in the store,
-    with Fig. 3's silhouette claim over the folds whose two Table 1 runs are there, and each
-    claim's RE-Net steps against the parity steps of its dataset and task."""
+    with Fig. 3's silhouette claim over the folds whose two Table 1 runs are there, whether each
+    claim is converged (:func:`convergence_marks`: ``converged``, and ``convergence`` in words)
+    and the validation gap of its dataset and task (``val_gap``, information only)."""
     configs_by_table = table_configs(profile, store_dir, roots, **changes)
     rows_by_table, synthetic = finished_rows(profile, store_dir, roots, configs_by_table, **changes)
     table1 = configs_by_table["table1"]
@@ -84,22 +90,42 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
         return {int(f): store.load_predictions(str(h)) for f, h in zip(runs["fold"], runs["config_hash"])}
 
     board = claims.scoreboard(rows_by_table, synthetic, [claim], predictions)
-    steps, short, parity, gap = {}, {}, {}, {}
-    for name, configs in configs_by_table.items():
-        spec = TABLES[name]
-        steps[name], short[name] = under_trained(configs, profile)
-        parity[name] = parity_steps(profile, spec.dataset, spec.task)
+    gap = {}
+    for name, spec in TABLES.items():
         main = TABLE_OF[(spec.task, spec.dataset)]     # Tables 6-8 and 3.4 share Table 1's gap: read it once
         gap[name] = gap[main] if main in gap else validation_gap(configs_by_table[main], store)
-        if steps[name] is not None and gap[name] is not None and gap[name] < -PARITY_TOLERANCE:
-            short[name] = True
-    for key in (steps, short, parity, gap):     # Fig. 3 uses Table 1's runs
-        key["fig3"] = key["table1"]
-    board["renet_steps"] = pd.array([steps.get(t) for t in board["table"]], dtype="Int64")
-    board["parity"] = pd.array([parity.get(t) for t in board["table"]], dtype="Int64")
+    gap["fig3"] = gap["table1"]                       # Fig. 3 uses Table 1's runs
+    marks = convergence_marks(claim_runs(configs_by_table), profile)
     board["val_gap"] = [gap.get(t) for t in board["table"]]
-    board["under_trained"] = [bool(short.get(t, False)) for t in board["table"]]
+    board["converged"] = [bool(marks.get(c, (False, ""))[0]) for c in board["claim"]]
+    board["convergence"] = [marks.get(c, (False, "no runs"))[1] for c in board["claim"]]
     return board
+
+
+def claim_runs(configs_by_table: dict[str, dict]) -> dict[str, list]:
+    """``{claim: [run config, ...]}``: the runs behind each claim, every fold its table runs: its
+    two table rows (a chance row is no run) and, for Fig. 3's silhouette, Table 1's two rows."""
+    out = {}
+    for c in claims.CLAIMS:
+        rows = configs_by_table.get(c.table, {})
+        out[c.text] = [cfg for key in (c.better, c.worse) if key not in CHANCE_ENTRIES for cfg in rows.get(key, [])]
+    table1 = configs_by_table.get("table1", {})
+    out[claims.SILHOUETTE_CLAIM] = [cfg for key in ("renet", "resnet18") for cfg in table1.get(key, [])]
+    return out
+
+
+def convergence_marks(runs_by_claim: dict[str, list], profile: str, budgets_path=None) -> dict[str, tuple[bool, str]]:
+    """``{claim: (converged?, why not)}`` (:func:`renet_core.study.convergence.claim_convergence`):
+    each run's one-AU steps against the budget recorded for its variant under ``profile`` and its
+    data (:func:`renet_core.study.budgets.recorded_budgets`)."""
+    recorded = recorded_budgets(budgets_path)
+    out = {}
+    for claim, cfgs in runs_by_claim.items():
+        runs = [{"dataset": c.dataset, "task": c.task, "variant": c.method_name(), "steps": au_steps(c)} for c in cfgs]
+        budgets = {(c.dataset, c.task, c.method_name()): recorded.get((profile, c.data, c.dataset, c.task,
+                                                                       c.method_name())) for c in cfgs}
+        out[claim] = claim_convergence(runs, {k: v for k, v in budgets.items() if v is not None})
+    return out
 
 
 def validation_gap(configs: dict[str, list], store: ResultsStore) -> float | None:

@@ -33,6 +33,7 @@ import pandas as pd
 from renet_core.base.metrics import always_positive_f1, f1_per_au, icc3_1_formula
 from renet_core.data.labels import RARE_AUS
 from renet_core.study import intervals
+from renet_core.study.convergence import rule_text
 from renet_core.study.paper import paper_values
 from renet_core.study.report import METRICS, markdown_grid
 from renet_core.study.tables import CHANCE_ENTRIES, TABLES
@@ -44,6 +45,9 @@ from renet_core.study.tables import CHANCE_ENTRIES, TABLES
 EQUIVALENCE_MARGIN = 2.0
 #: Subject-bootstrap resamples for the test-sampling standard error.
 BOOTSTRAP_RESAMPLES = 1000
+#: Fig. 3's claim, measured from Table 1's runs' features (:func:`silhouette_claim`).
+SILHOUETTE_CLAIM = ("RE-Net's per-AU features separate present from absent frames better than ResNet-18's "
+                    "(Fig. 3, silhouette)")
 
 
 @dataclass(frozen=True)
@@ -231,8 +235,7 @@ def silhouette_claim(per_fold: dict[int, dict], show_aus: Sequence[int] | None =
     """Fig. 3's claim as a number over folds: :func:`silhouette_difference` per fold (``per_fold``:
     ``{fold: feature inputs}``), decided by the same 95% interval."""
     by_fold = pd.Series({fold: silhouette_difference(inputs, show_aus) for fold, inputs in per_fold.items()}).dropna()
-    record = {"claim": "RE-Net's per-AU features separate present from absent frames better than ResNet-18's "
-                       "(Fig. 3, silhouette)", "table": "fig3", "metric": "silhouette", "se_test_sampling": np.nan,
+    record = {"claim": SILHOUETTE_CLAIM, "table": "fig3", "metric": "silhouette", "se_test_sampling": np.nan,
               "paper_difference": np.nan}
     if by_fold.empty:
         return dict(record, difference=np.nan, ci_low=np.nan, ci_high=np.nan, ci_method="", sd_over_folds=np.nan,
@@ -250,9 +253,11 @@ def _fmt(value, digits: int, signed: bool = False) -> str:
 
 def render(board: pd.DataFrame) -> str:
     """The scoreboard as markdown (results/README.md): per claim the difference, its 95% interval,
-    the folds, the RE-Net training against the parity budget (when the study adds it), the
-    test-sampling standard error, the verdict and the data."""
-    budgets = "renet_steps" in board
+    the folds, the test-sampling standard error, and where the study adds them (``converged``,
+    :mod:`renet_core.study.board`) the validation gap (information only) and whether the claim is
+    converged (issue 33's rule, stated once in the header), then the verdict, marked *not
+    converged* where it is not (the mark never changes the verdict), and the data."""
+    marked = "converged" in board
     real = (board["data"] == "real").any()
     body = []
     for r in board.to_dict("records"):
@@ -261,20 +266,20 @@ def render(board: pd.DataFrame) -> str:
         line = [r["claim"], r["metric"], _fmt(r["difference"], digits, True) if run else "",
                 f"[{_fmt(r['ci_low'], digits, True)}, {_fmt(r['ci_high'], digits, True)}]" if run else "",
                 str(r["folds"]) if run else "", _fmt(r.get("se_test_sampling"), digits) if run else ""]
-        if budgets:
-            steps, parity, gap = r.get("renet_steps"), r.get("parity"), r.get("val_gap")
-            cell = "" if pd.isna(steps) else f"{int(steps)}"
-            if cell and parity is not None and pd.notna(parity):
-                cell += f" / {int(parity)}"
-            line.append(cell)
+        converged = bool(r.get("converged")) and str(r.get("converged")).lower() not in ("false", "0", "nan")
+        if marked:
+            gap = r.get("val_gap")
             # the gap is in the runs' early-stopping score: ICC for intensity, else F1 (Fig. 3's
             # silhouette claim reads Table 1's detection runs), shown in F1 points
             intensity = r["metric"] in ("ICC", "MAE")
             line.append("" if gap is None or pd.isna(gap)
                         else _fmt(gap * (1 if intensity else 100), 3 if intensity else 1, True))
+            why = r.get("convergence")
+            line.append("" if not run else "yes" if converged else
+                        "no" + (f": {why}" if isinstance(why, str) and why and why != "yes" else ""))
         verdict_cell = f"**{r['verdict']}**"
-        if budgets and r.get("under_trained") and run:
-            verdict_cell += " (RE-Net under-trained)"
+        if marked and run and not converged:
+            verdict_cell += " (not converged)"
         line += [verdict_cell, r["data"]]
         if real:
             inside = r.get("paper_inside")
@@ -282,8 +287,8 @@ def render(board: pd.DataFrame) -> str:
                      "" if inside is None else ("yes" if inside else "no")]
         body.append(line)
     header = ["claim", "metric", "difference", "95% interval", "folds", "test-sampling se"]
-    if budgets:
-        header += ["RE-Net steps / parity", "validation gap"]
+    if marked:
+        header += ["validation gap (information)", "converged"]
     header += ["verdict", "data"] + (["paper's difference", "paper inside"] if real else [])
     lines = ["## Claims scoreboard", "",
              "Computed from the result rows (`renet_core.study.claims`), not written by hand. **Difference**: the "
@@ -298,14 +303,10 @@ def render(board: pd.DataFrame) -> str:
              "**Test-sampling se**: the standard error of the difference that resampling the test subjects alone "
              "gives (bootstrap within folds): when it is close to sd/√folds, test sampling dominates; when much "
              "smaller, retraining does."]
-    if budgets:
-        lines[-1] += (" **RE-Net steps / parity**: the training of the claim's RE-Net runs in batches of one AU, "
-                      "against the steps RE-Net needs to come within 2 validation points of ResNet-18 on that "
-                      "dataset and task (the profile's `parity_steps`, measured on validation data by notebook 09). "
-                      "**Validation gap**: RE-Net's best validation score minus ResNet-18's on the runs of the "
-                      "claim's dataset and task (Tables 1-5; F1 points or ICC; mean over folds; validation data only). "
-                      "A claim below its parity steps, or whose gap is below -2 points (-0.02 ICC), is marked "
-                      "*RE-Net under-trained*: its verdict measures the budget, not the method.")
+    if marked:
+        lines[-1] += (" " + rule_text() + " **Validation gap** (information only; it decides no mark): RE-Net's "
+                      "best validation score minus ResNet-18's on the runs of the claim's dataset and task "
+                      "(Tables 1-5; F1 points or ICC; mean over folds; validation data only).")
     if real:
         lines[-1] += (" **Paper inside**: whether the paper's own printed difference lies inside the interval "
                       "(consistent with the paper's effect).")

@@ -69,6 +69,20 @@ class Budget:
         return dict(self.curve).get(self.steps) if self.steps is not None else None
 
 
+def rule_text() -> str:
+    """The rule in words, stated once for the scoreboard's header (results/README.md) and the notes."""
+    return (f"**Converged**: every run of the claim trained at least the converged budget measured for its "
+            f"dataset, task and model variant (`renet_core/resources/converged_budgets.csv`; steps of one-AU "
+            f"batches, a strategy-1 step of all C AUs counting C). The budget is issue 33's rule, on "
+            f"validation data only: the smallest budget at which the mean over {MIN_FOLDS} folds of the "
+            f"run's best validation score comes within {100 * MARGINS['occurrence']:g} F1 point "
+            f"({MARGINS['intensity']:g} ICC) of its maximum over schedules at least {LONGER:g}x longer, each "
+            "budget its own run of its own cosine schedule (`tools/convergence_curves.py`, "
+            "`results/convergence_*.md`). A claim with a run below its budget, or with no budget measured "
+            "for one of its runs, is marked *not converged*: its verdict may measure the training budget, "
+            "not the method.")
+
+
 def margin_for(task: str) -> float:
     """:data:`MARGINS` of ``task`` ("occurrence" or "intensity"); an error names the others."""
     if task not in MARGINS:
@@ -167,15 +181,16 @@ def claim_convergence(runs: Iterable[Mapping], budgets: Mapping[tuple[str, str, 
     runs = list(runs)
     if not runs:
         return False, "no runs"
-    reasons = []
+    missing, uncapped, short = [], [], []
     for key in dict.fromkeys((r["dataset"], r["task"], r["variant"]) for r in runs):
         steps = [r["steps"] for r in runs if (r["dataset"], r["task"], r["variant"]) == key]
         budget = budgets.get(key)
-        name = f"{key[2]} ({key[0]} {key[1]})"
         if budget is None:
-            reasons.append(f"{name}: no budget measured")
+            missing.append(key[2])
         elif any(s is None for s in steps):
-            reasons.append(f"{name}: steps not capped, budget {int(budget)}")
+            uncapped.append(f"{key[2]} (budget {int(budget)})")
         elif min(steps) < budget:
-            reasons.append(f"{name}: {min(steps)} < {int(budget)} steps")
+            short.append(f"{key[2]} {min(steps)} < {int(budget)} steps")
+    reasons = ([f"no budget measured for {', '.join(missing)}"] if missing else []) + short + \
+        ([f"steps not capped: {', '.join(uncapped)}"] if uncapped else [])
     return (False, "; ".join(reasons)) if reasons else (True, "yes")

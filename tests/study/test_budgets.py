@@ -101,3 +101,26 @@ def test_the_switch_gives_each_row_its_recorded_budget_and_nothing_else(tmp_path
     monkeypatch.setitem(profiles.PROFILES["demo"], "per_run_budgets", False)
     after = {k: [c.config_hash() for c in v] for k, v in configs.spec_configs(TABLES["strategies"], "demo").items()}
     assert after == before
+
+
+def test_the_scoreboards_mark_reads_each_runs_steps_against_its_variants_budget(tmp_path):
+    """board.convergence_marks on the demo's configs and a made-up budgets file: Table 1's claim
+    and Fig. 3's (Table 1's runs) are converged when both variants' budgets are <= 1250 steps;
+    Table 7's fixed-vs-learnable is not while the learnable's is 1875; a budget of another
+    profile or data counts for nothing."""
+    from renet_core.study import board, claims
+
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + "demo,synthetic,bp4d,occurrence,renet,1250,x\n"
+                    "demo,synthetic,bp4d,occurrence,resnet18,830,x\n"
+                    "demo,synthetic,bp4d,occurrence,renet-learnable,1875,x\n"
+                    "demo,real,disfa,occurrence,renet,365,x\n"
+                    "smoke,synthetic,disfa,occurrence,resnet18,2,x\n")
+    runs = board.claim_runs(configs.table_configs("demo"))
+    assert len(runs) == len(claims.CLAIMS) + 1 and len(runs[claims.SILHOUETTE_CLAIM]) == 6
+    assert runs["An unseen AU23 is recognised above chance (Table 6)"][0].method_name() == "renet-unseenAU23"
+    marks = board.convergence_marks(runs, "demo", path)
+    assert marks["RE-Net beats ResNet-18 on BP4D (Table 1)"] == (True, "yes")
+    assert marks[claims.SILHOUETTE_CLAIM] == (True, "yes")
+    assert marks["The fixed PCC relation beats the learnable one (Table 7)"] == (False, "renet-learnable 1250 < 1875 steps")
+    assert marks["RE-Net beats ResNet-18 on DISFA (Table 2)"] == (False, "no budget measured for renet, resnet18")

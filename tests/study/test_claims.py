@@ -91,22 +91,30 @@ def test_test_sampling_se_from_saved_predictions_per_fold():
     assert np.isnan(claims.scoreboard({"table6": table6}).iloc[7]["se_test_sampling"])
 
 
-def test_render_shows_interval_budget_and_under_trained_mark():
+def test_render_marks_claims_not_converged_and_keeps_the_gap_as_information():
+    """A claim is marked not converged from its runs' budgets (``converged``), never from the
+    validation gap, and the mark never changes the verdict; the header states the rule once."""
     three = pd.concat([rows("renet", {f: [.3, .3, .3] for f in (1, 2, 3)}),
                        rows("resnet18", {1: [.5, .6, .7], 2: [.55, .6, .7], 3: [.5, .65, .7]})])
     board = claims.scoreboard({"table1": three, "table2": three})
     plain = claims.render(board)
-    assert "RE-Net steps" not in plain and "95% interval" in plain and intervals.T_METHOD in plain
+    assert "converged" not in plain and "95% interval" in plain and intervals.T_METHOD in plain
     board = board[board["table"].isin(["table1", "table2"])].copy()
-    board["renet_steps"] = pd.array([1250, 100], dtype="Int64")
-    board["parity"] = pd.array([1250, 800], dtype="Int64")
-    board["under_trained"] = [False, True]
-    board["val_gap"] = [-0.013, None]
+    verdicts = list(board["verdict"])
+    board["val_gap"] = [-0.013, -0.30]                     # a large gap: information only
+    board["converged"] = [True, False]
+    board["convergence"] = ["yes", "renet 1250 < 4220 steps"]
     text = claims.render(board)
     line1 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on BP4D (Table 1)"))
     line2 = next(x for x in text.splitlines() if x.startswith("| RE-Net beats ResNet-18 on DISFA (Table 2)"))
-    assert "| 1250 / 1250 | -1.3 |" in line1 and "under-trained" not in line1 and "**does not hold**" in line1
-    assert "| 100 / 800 |" in line2 and "(RE-Net under-trained)" in line2
+    assert "| -1.3 | yes | **does not hold** |" in line1
+    assert "| -30.0 | no: renet 1250 < 4220 steps | **does not hold** (not converged) |" in line2
+    assert list(board["verdict"]) == verdicts and text.count("1.5x longer") == 1 and "information only" in text
+    # a claim kept from a committed claims.csv reads its mark back as text
+    kept = board.assign(converged=["True", "False"], convergence=["yes", float("nan")])
+    lines = claims.render(kept).splitlines()
+    assert any("| yes | **does not hold** |" in x for x in lines)
+    assert any("| no | **does not hold** (not converged) |" in x for x in lines)
     # Fig. 3's silhouette claim reads Table 1's detection runs: its gap is in F1 points too
     fig3 = board.iloc[[0]].assign(claim="Fig. 3 claim", metric="silhouette", val_gap=-0.077)
     line3 = next(x for x in claims.render(fig3).splitlines() if x.startswith("| Fig. 3 claim"))

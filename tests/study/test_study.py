@@ -173,4 +173,7 @@ def test_scoreboard_builds_each_tables_configs_once(tmp_path, monkeypatch):
     monkeypatch.setattr(configs, "spec_configs", counting)   # what table_configs calls
     board = study.scoreboard("demo", store_dir=tmp_path)
     assert len(calls) == len(study.TABLES)
-    assert (board["verdict"] == "not run").all() and not board["under_trained"][board["table"] == "table1"].any()
+    assert (board["verdict"] == "not run").all() and not board["converged"].any()
+    assert set(board["convergence"]) == {f"no budget measured for {runs}" for runs in (
+        "renet, resnet18", "renet-unseenAU23", "renet-unseenAU24", "renet, renet-learnable",
+        "renet-learnable, renet-none", "resnet18+DA, resnet18", "renet+DA, renet", "renet, renet-all")}
