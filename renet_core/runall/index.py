@@ -22,6 +22,7 @@ from renet_core.engine import ResultsStore
 from renet_core.runall.plan import fresh_cache_seconds, job_overhead, make_plan
 from renet_core.study import default_store, finished_rows, scoreboard
 from renet_core.study.claims import render as render_claims
+from renet_core.study.provenance import environments_section, write_environments
 from renet_core.study.report import markdown_grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,6 +253,7 @@ def write_readme(results: Path, names: Sequence[str], profile: str | None = None
     text = readme_text(statuses, results, describe_device(), provenance, fresh)
     if board_profile:
         text += "\n" + claims_section(board_profile, results, board_store)
+        text += environments_section(results, board_profile)
     return write_text_atomic(results / "README.md", text)
 
 
@@ -306,10 +308,13 @@ def merge_claims(board: pd.DataFrame, committed: Path) -> tuple[pd.DataFrame, in
 def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> Path | None:
     """Merge the profile's tidy result rows into ``results/<profile>_runs.csv``: rows of runs
     already there (same config hash, method, fold, AU, metric) are replaced, the others kept,
-    so that ``--only`` on another machine or store never drops the rows of committed tables."""
+    so that ``--only`` on another machine or store never drops the rows of committed tables.
+    Their runs' environments go to ``results/<profile>_environments.csv`` the same way
+    (:func:`renet_core.study.provenance.write_environments`)."""
     rows = ResultsStore(store or default_store(profile)).load()
     if rows.empty:
         return None
+    write_environments(profile, results, store or default_store(profile), rows["config_hash"])   # issue 32
     target = results / f"{profile}_runs.csv"
     if target.exists():
         rows = pd.concat([pd.read_csv(target), rows], ignore_index=True)

@@ -34,6 +34,7 @@ from renet_core.model import pearson_relation
 from renet_core.model.speed import inference_times
 from renet_core.study.configs import chance_rows, config, run_configs, spec_configs, training_budget
 from renet_core.study.figures import feature_inputs, relation_figure, save_figure, tsne_panels
+from renet_core.study.provenance import config_run_dirs, run_environments, table_environments
 from renet_core.study.report import build_table, efficiency_table, write_efficiency, write_table
 from renet_core.study.tables import CHANCE_ENTRIES, TABLES, TSNE_AUS
 
@@ -96,8 +97,10 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
     rows = run_configs(configs)
     if spec.chance and "f1" in spec.metrics:
         rows = pd.concat([rows, chance_rows(configs, spec, rows)], ignore_index=True)
-    table = build_table(rows, spec, device=describe_compute(configs, device))
-    csv_path, md_path = write_table(table, tables_dir, name, training_budget(configs))
+    env_label, env_text = table_environments(run_environments(config_run_dirs(configs)))
+    table = build_table(rows, spec, device=", ".join(filter(None, [describe_compute(configs, device), env_label])))
+    csv_path, md_path = write_table(table, tables_dir, name, "\n\n".join(filter(None, [training_budget(configs),
+                                                                                  env_text])))
     source = table.loc[(table["row"] == "this run") & ~table["entry"].isin(CHANCE_ENTRIES),
                        "data source"].iloc[-1]
     return Reproduced(name, md_path.read_text(), source, [csv_path, md_path], table=table)
