@@ -145,13 +145,14 @@ def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: floa
     n = len(curves)
     curve, dropped = mean_curve(curves)
     common = dict(folds=n, margin=float(margin), curve=tuple(curve), dropped=tuple(dropped))
+    if curve:
+        peak_step, peak = max(curve, key=lambda p: (p[1], -p[0]))   # the earliest of equal maxima
+        common.update(peak=peak, peak_step=peak_step)
     if n < min_folds:
         return Budget(None, "too few folds", f"{n} fold(s); the rule needs the mean curve over {min_folds}", **common)
     if not curve:
         return Budget(None, "not converged", "no step with a finite validation score on every fold", **common)
-    peak_step, peak = max(curve, key=lambda p: (p[1], -p[0]))   # the earliest of equal maxima
     last = curve[-1][0]
-    common.update(peak=peak, peak_step=peak_step)
     for step, score in curve:
         if step * longer > last + _EPS:
             break

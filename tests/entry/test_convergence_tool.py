@@ -1,0 +1,69 @@
+"""tools/convergence_curves.py on the smoke profile (issue 33): it trains a ladder of budgets as
+the study's own runs (found again by identity, reused on a rerun), writes the curve, the page and
+the figure, and its budget is the rule's on the curve it wrote; ``--plan`` trains nothing and
+``--list`` names every variant behind a claim. One fold and two budgets, so it stays well under a
+minute; the rule's answers on three folds are tested on known curves (tests/study/test_convergence.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("convergence_curves", REPO / "tools" / "convergence_curves.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path):
+    from renet_core.engine import ROOT_ENV
+
+    for var in ROOT_ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+
+
+def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path, capsys):
+    from renet_core.engine import ResultsStore
+    from renet_core.study import budgets, convergence
+
+    tool = _tool()
+    out = ["--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures")]
+    args = ["--profile", "smoke", "--folds", "1", "--anchor", "2", "--below", "0", "--above", "1"] + out
+    tool.main(args)
+    name = "convergence_bp4d_occurrence_renet"
+    points = pd.read_csv(tmp_path / "results" / f"{name}.csv")
+    base = tool.variant_configs("smoke", "bp4d", "occurrence", "renet", [1])[0]
+    assert list(points["steps"]) == [2, 4] and points["done"].all()
+    assert list(points["config_hash"]) == [budgets.at_budget(base, s, 2).config_hash() for s in (2, 4)]
+    assert list(points["steps_trained"]) == [2, 4] and points["best_val"].between(0, 1).all()
+    page = (tmp_path / "results" / f"{name}.md").read_text()
+    mine = convergence.converged_budget(tool.curves(points), 0.01)
+    assert mine.status == "too few folds" and f"({mine.status}: {mine.reason})" in page
+    alone = convergence.fold_budgets(tool.curves(points), 0.01)[1]
+    assert f"fold 1: {alone.steps if alone.converged else 'not converged'}" in page
+    assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+
+    store = ResultsStore(base.results_dir)
+    done = [store.run_dir(h) / "done.json" for h in points["config_hash"]]
+    stamps = [p.stat().st_mtime_ns for p in done]
+    tool.main(args)                                                    # a rerun trains nothing
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+
+    capsys.readouterr()
+    tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--plan"] + out)
+    assert "4 of 6 runs to train, 12 one-AU steps" in capsys.readouterr().out   # folds 2 and 3 at 2 and 4 steps
+    tool.main(["--profile", "smoke", "--list"])
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 17 and "--dataset bp4d --task occurrence --variant renet-all" in listed
+    assert "--dataset disfa --task intensity --variant resnet18" in listed
+    with pytest.raises(ValueError, match="no table row of disfa occurrence is the variant 'renet-none'"):
+        tool.variant_configs("smoke", "disfa", "occurrence", "renet-none", [1])

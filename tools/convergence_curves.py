@@ -1,0 +1,212 @@
+"""Measure a model variant's converged budget (issue 33; docs/reproduction-notes.md, "The
+convergence rule").
+
+For one (dataset, task, model variant) of the study and its folds, trains a ladder of budgets
+(:func:`renet_core.study.budgets.ladder`: each at least 1.5x the one before, around the profile's
+own budget), each budget a whole run of its own cosine schedule, exactly the run the study makes
+at that budget (same config, same identity: the demo's 1250-step runs are the ladder's 1250).
+After each budget on every fold it applies the rule (:func:`renet_core.study.convergence.converged_budget`)
+to the curve of best validation scores and stops at the first converged budget (``--all`` trains
+the whole ladder). Validation decides; no test score is read. Runs are ordinary engine runs in
+the profile's store, found by identity: a rerun reuses them, a run cut short resumes from its
+checkpoint, so the measurement can be spread over sittings.
+
+Writes ``results/convergence_<dataset>_<task>_<variant>.csv`` (one row per run),
+``.md`` (the curve per fold and its mean, the budget per fold and of the mean) and
+``figures/convergence_<dataset>_<task>_<variant>.png``. ``--record`` writes the budget into
+``renet_core/resources/converged_budgets.csv`` (the profile data the scoreboard reads).
+
+    RENET_CACHE=<cache> python tools/convergence_curves.py --dataset bp4d --task occurrence --variant renet
+    python tools/convergence_curves.py --list            # every variant behind a claim, what is done
+    python tools/convergence_curves.py ... --plan        # the ladder, its runs and what is done; trains nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from renet_core.base.io import to_csv_atomic, write_text_atomic
+from renet_core.engine import ResultsStore, run
+from renet_core.study import convergence
+from renet_core.study.board import best_validation, claim_runs, validation_history
+from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget
+from renet_core.study.configs import spec_configs, table_configs
+from renet_core.study.figures import pyplot, save_figure
+from renet_core.study.tables import TABLES
+
+
+def claim_variants(profile: str) -> list[tuple[str, str, str]]:
+    """Every (dataset, task, variant) whose runs are behind a claim of the scoreboard, in order."""
+    cfgs = [c for runs in claim_runs(table_configs(profile)).values() for c in runs]
+    return list(dict.fromkeys((c.dataset, c.task, c.method_name()) for c in cfgs))
+
+
+def variant_configs(profile: str, dataset: str, task: str, variant: str, folds, roots=None) -> list:
+    """The study's configs of ``variant`` (a table row's method name) on (dataset, task), one per fold."""
+    for spec in TABLES.values():
+        if (spec.dataset, spec.task) != (dataset, task):
+            continue
+        for key, cfgs in spec_configs(spec, profile, (roots or {}).get(dataset), list(folds)).items():
+            if cfgs[0].method_name() == variant:
+                return cfgs
+    known = [v for d, t, v in claim_variants(profile) if (d, t) == (dataset, task)]
+    raise ValueError(f"no table row of {dataset} {task} is the variant {variant!r}; the claims' variants there: {known}")
+
+
+def point(cfg) -> dict:
+    """One run of the ladder: its budget, its best validation score and what it trained (NaN
+    score when the run is not finished)."""
+    store = ResultsStore(cfg.results_dir)
+    key = cfg.config_hash()
+    done = store.is_done(key)
+    summary = store.done_summary(key) if done else {}
+    history = validation_history(store, cfg) if done else []
+    best = best_validation(store, cfg) if done else None
+    return {"dataset": cfg.dataset, "task": cfg.task, "variant": cfg.method_name(), "fold": cfg.fold,
+            "steps": au_steps(cfg), "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
+            "best_val": math.nan if best is None else best,
+            "best_epoch": next((e for e, v in history if v == best), None) if best is not None else None,
+            "steps_trained": summary.get("steps"), "seconds": summary.get("seconds"), "done": done,
+            "config_hash": key}
+
+
+def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
+            above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None):
+    """Train (or reuse) the ladder rung by rung until the rule finds a budget (every rung with
+    ``every``; nothing with ``train=False``); return ``(points frame, Budget of the mean, ladder)``."""
+    cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
+    evals = evaluations(profile, dataset, task)
+    rungs = ladder(cfgs[0], evals, anchor or au_steps(cfgs[0]) or evals, below, above)
+    margin = convergence.margin_for(task)
+    records, budget = [], None
+    for steps in rungs:
+        for cfg in cfgs:
+            at = at_budget(cfg, steps, evals)
+            if train:
+                print(f"{variant} on {dataset} ({task}), fold {cfg.fold}, {steps} steps [run {at.config_hash()}]",
+                      flush=True)
+                run(at)
+            records.append(point(at))
+        budget = convergence.converged_budget(curves(pd.DataFrame(records)), margin, min_folds=convergence.MIN_FOLDS)
+        if train and budget.converged and not every:
+            break
+    return pd.DataFrame.from_records(records), budget, rungs
+
+
+def curves(points: pd.DataFrame) -> dict[int, list[tuple[int, float]]]:
+    """``{fold: [(steps, best validation), ...]}`` of the ladder's runs (NaN where not finished)."""
+    return {int(f): list(zip(g["steps"].astype(int), g["best_val"].astype(float))) for f, g in points.groupby("fold")}
+
+
+def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, variant: str, rungs, name: str,
+           command: str = "") -> str:
+    """The Markdown page: the curve per fold and its mean, the budget of the mean (the one that
+    decides) and of each fold (information)."""
+    unit = "F1" if task == "occurrence" else "ICC"
+    folds = sorted(points["fold"].unique())
+    per_fold = convergence.fold_budgets(curves(points), budget.margin)
+    mean = dict(budget.curve)
+    cfg = points.iloc[0]
+    lines = [f"# Converged budget: {variant} on {dataset} ({task})", "",
+             f"Data: the {profile} profile's data for {dataset} (SynthAU twin unless a root is configured; see each "
+             f"run's data source). Each budget is a run of its own: its one-AU steps in {int(cfg['epochs'])} "
+             "epochs (one validation pass each), the profile's cosine schedule over exactly those steps, early "
+             "stopping as in the study; the score is the run's best validation "
+             f"{unit} (what early stopping picks). Validation decides; no test score is read. "
+             f"Made by `python tools/convergence_curves.py {command or f'--profile {profile} --dataset {dataset} --task {task} --variant {variant}'}`"
+             f" (ladder {', '.join(str(r) for r in rungs)}).", "",
+             f"**The rule** (issue 33): the smallest budget at which the mean over {convergence.MIN_FOLDS} folds comes "
+             f"within {budget.margin:g} {unit} of its maximum, the curve reaching at least {convergence.LONGER:g}x "
+             "that budget; none: not converged, budget unknown.", "",
+             f"**Budget: {budget.steps if budget.converged else 'unknown'}** ({budget.status}: {budget.reason}).", "",
+             "| steps | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
+    for steps, group in points.groupby("steps"):
+        vals = {int(r["fold"]): r["best_val"] for _, r in group.iterrows()}
+        cells = ["" if pd.isna(vals.get(f)) else f"{vals[f]:.3f}" for f in folds]
+        m = mean.get(int(steps))
+        lines.append(f"| {int(steps)} | " + " | ".join(cells) + f" | {'' if m is None else f'{m:.3f}'} |")
+    lines += ["", "Per fold (information; the mean decides): " + "; ".join(
+        f"fold {f}: {b.steps if b.converged else 'not converged'}" for f, b in per_fold.items()) + ".", "",
+              f"Every run: `{name}.csv` beside this file (identities, steps trained, seconds); the figure "
+              f"`figures/{name}.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def figure(points: pd.DataFrame, budget, title: str, path: Path) -> Path:
+    """Best validation against budget per fold (thin) and their mean (thick), the maximum's
+    margin band and the budget."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for fold, pts in curves(points).items():
+        ax.plot(*zip(*pts), marker=".", lw=0.8, alpha=0.6, label=f"fold {fold}")
+    if budget.curve and budget.peak is not None:
+        ax.plot(*zip(*budget.curve), marker="o", lw=2.2, color="black", label="mean over folds")
+        ax.axhspan(budget.peak - budget.margin, budget.peak, color="grey", alpha=0.2, label=f"within {budget.margin:g}")
+    if budget.converged:
+        ax.axvline(budget.steps, color="tab:red", ls="--", label=f"budget {budget.steps}")
+    ax.set_xscale("log")
+    steps = sorted(int(x) for x in points["steps"].unique())
+    ax.set_xticks(steps, [str(x) for x in steps], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel("budget (one-AU steps; each point its own run)")
+    ax.set_ylabel("best validation score")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="demo")
+    p.add_argument("--dataset", default="bp4d", choices=("bp4d", "disfa", "bp4dplus"))
+    p.add_argument("--task", default="occurrence", choices=("occurrence", "intensity"))
+    p.add_argument("--variant", default="renet", help="a table row's method name, e.g. renet-learnable (--list)")
+    p.add_argument("--folds", default="1,2,3")
+    p.add_argument("--below", type=int, default=3, help="ladder budgets below the anchor")
+    p.add_argument("--above", type=int, default=5, help="ladder budgets above the anchor")
+    p.add_argument("--anchor", type=int, default=None, help="default: the profile's own budget of the variant")
+    p.add_argument("--all", action="store_true", help="train every budget of the ladder, not up to the first converged")
+    p.add_argument("--plan", action="store_true", help="say what is done and what would train; train nothing")
+    p.add_argument("--list", action="store_true", help="list the variants behind the claims and exit")
+    p.add_argument("--record", action="store_true", help="write a converged budget to the budgets file")
+    p.add_argument("--results", default="results")
+    p.add_argument("--figures", default="figures")
+    a = p.parse_args(argv)
+    if a.list:
+        for d, t, v in claim_variants(a.profile):
+            print(f"--dataset {d} --task {t} --variant {v}")
+        return
+    folds = [int(f) for f in a.folds.split(",")]
+    points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
+                                    a.all, train=not a.plan)
+    if a.plan:
+        todo = points[~points["done"]]
+        print(points[["fold", "steps", "done", "best_val", "config_hash"]].to_string(index=False))
+        print(f"ladder {rungs}; {len(todo)} of {len(points)} runs to train, {int(todo['steps'].sum())} one-AU steps; "
+              f"on what is done: {budget.status} ({budget.reason})")
+        return
+    name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
+    results, figures = Path(a.results), Path(a.figures)
+    results.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    to_csv_atomic(points, results / f"{name}.csv", index=False)
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command)
+    write_text_atomic(results / f"{name}.md", page)
+    figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
+    print(page)
+    if a.record and budget.converged:
+        cfg = variant_configs(a.profile, a.dataset, a.task, a.variant, folds)[0]
+        print(f"recorded in {record_budget(a.profile, cfg, budget.steps, f'results/{name}.md')}")
+
+
+if __name__ == "__main__":
+    main()
