@@ -1,4 +1,4 @@
-"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics|predict ...``.
+"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics|predict|compare ...``.
 
 Examples::
 
@@ -11,6 +11,7 @@ Examples::
     torchrun --nproc_per_node=4 -m renet_core train --config run.yaml  # one run on 4 GPUs
     python -m renet_core dynamics --profile demo --steps 1500 --eval-every 250  # notebook 09's curves
     python -m renet_core predict clip.mp4 photos/ --run RUN_DIR --out aus.csv  # your own faces
+    python -m renet_core compare results/ rerun/results/  # a rerun against the committed results
 
 A config is built by ``ExperimentConfig.build`` from: the defaults of ExperimentConfig <
 ``--profile`` < ``--config`` YAML < the shortcut flags < ``--set key=value`` (values parsed as
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from renet_core.base.io import write_text_atomic
 from renet_core.cli.launch import spread_runs
 from renet_core.engine import (
     PROFILE_NAMES,
@@ -42,6 +44,7 @@ from renet_core.engine.dryrun import dry_run
 from renet_core.engine.dryrun import summary as dry_run_summary
 from renet_core.model.pretrained import WeightsUnavailableError
 from renet_core.predict import command as predict_command
+from renet_core.study import compare as compare_results
 from renet_core.study import dynamics
 
 SHORTCUTS = ("dataset", "task", "model", "fold", "strategy", "relation_mode", "root", "device",
@@ -94,6 +97,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--gpus", required=True, help="e.g. 0,1,2,3 (empty entries: CPU slots)")
     _dynamics_parser(sub)
     predict_command.add_parser(sub)
+    c = sub.add_parser("compare", help="compare two results folders (./run_all.sh's results/): tables' Avg, "
+                                       "claims against the committed 95%% intervals, environments, runs")
+    c.add_argument("committed", help="the reference results folder, e.g. results")
+    c.add_argument("rerun", help="the results folder of a rerun (another machine, a fresh clone)")
+    c.add_argument("--profile", help="compare this profile's runs only (default: every <profile>_runs.csv)")
+    c.add_argument("--out", help="also write the comparison (Markdown) to this file")
     return parser.parse_args(argv)
 
 
@@ -180,6 +189,18 @@ def _dynamics(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    """``compare A B``: :func:`renet_core.study.compare.compare`, printed (and written to ``--out``)."""
+    try:
+        text = compare_results.compare(args.committed, args.rerun, profile=args.profile)
+    except ValueError as exc:   # not a results folder, or a file in it that is not what run_all writes
+        raise SystemExit(f"compare: {exc}") from None
+    print(text)
+    if args.out:
+        write_text_atomic(args.out, text + "\n")
+    return 0
+
+
 def _dry_run(args) -> int:
     """``train --dry-run``: on SynthAU (``--root`` does not apply), into a temporary run folder."""
     if args.root:
@@ -201,6 +222,8 @@ def main(argv=None) -> int:
         return _dynamics(args)
     if args.command == "predict":
         return predict_command.run(args)
+    if args.command == "compare":
+        return _compare(args)
     if args.command == "train" and args.dry_run:
         return _dry_run(args)
     cfg = build_config(args)
