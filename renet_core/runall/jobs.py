@@ -45,7 +45,7 @@ class Job:
 PER_DATASET = {"01_detection": ("bp4d", "disfa", "bp4dplus"), "02_intensity": ("bp4d", "disfa")}
 #: Opt-in notebooks: not in the default ``./run_all.sh`` (beyond the demo's time budget), run
 #: when ``--only`` names them (``./run_all.sh --only 11_relation_premise``).
-OPT_IN = {"11_relation_premise"}
+OPT_IN = {"11_relation_premise", "12_predict"}
 
 
 def discover_jobs(notebooks_dir: Path, opt_in: Sequence[str] | bool = ()) -> list[Job]:

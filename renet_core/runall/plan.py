@@ -29,6 +29,8 @@ JOB_TABLES = {
 
 #: The opt-in premise experiment's notebook: its runs are planned from its default settings.
 PREMISE_JOB = "11_relation_premise"
+#: The opt-in predict notebook: Table 2's RE-Net run of fold 1 (renet_core.predict.showcase's defaults).
+PREDICT_JOB = "12_predict"
 
 
 @dataclass
@@ -57,6 +59,11 @@ def make_plan(job_names: Sequence[str], profile: str, store_dir=None, roots: dic
                 for cfg in (c for cfgs in by_model.values() for c in cfgs):
                     plan.configs.setdefault(cfg.config_hash(), cfg)
                     keys.append(cfg.config_hash())
+        if job == PREDICT_JOB:
+            spec = TABLES[TABLE_OF[("occurrence", "disfa")]]
+            cfg = spec_configs(spec, profile, None, [1], store_dir)["renet"][0]
+            plan.configs.setdefault(cfg.config_hash(), cfg)
+            keys.append(cfg.config_hash())
         for table in JOB_TABLES.get(job, ()):
             spec = TABLES[table]
             for cfgs in spec_configs(spec, profile, roots.get(spec.dataset), folds, store_dir).values():
