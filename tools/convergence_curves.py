@@ -190,8 +190,9 @@ def main(argv=None) -> None:
     if a.plan:
         todo = points[~points["done"]]
         print(points[["fold", "steps", "done", "best_val", "config_hash"]].to_string(index=False))
-        print(f"ladder {rungs}; {len(todo)} of {len(points)} runs to train, {int(todo['steps'].sum())} one-AU steps; "
-              f"on what is done: {budget.status} ({budget.reason})")
+        print(f"ladder {rungs}; {len(todo)} of {len(points)} runs to train, {int(todo['steps'].sum())} one-AU steps "
+              f"for the whole ladder (the climb stops at the first converged budget); on what is done: "
+              f"{budget.status} ({budget.reason})")
         return
     name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
     results, figures = Path(a.results), Path(a.figures)
