@@ -96,11 +96,11 @@ def test_a_claim_is_converged_only_when_every_run_reached_its_variants_budget():
             for v, s in (("renet", 1250), ("renet", 1250), ("resnet18", 1250), ("resnet18", 500))]
     budgets = {("bp4d", "occurrence", "renet"): 4220, ("bp4d", "occurrence", "resnet18"): 500}
     ok, why = cv.claim_convergence(runs, budgets)
-    assert not ok and why == "renet (bp4d occurrence): 1250 < 4220 steps"
+    assert not ok and why == "renet 1250 < 4220 steps"
     budgets[("bp4d", "occurrence", "renet")] = 1250
     assert cv.claim_convergence(runs, budgets) == (True, "yes")
     del budgets[("bp4d", "occurrence", "resnet18")]
-    assert cv.claim_convergence(runs, budgets) == (False, "resnet18 (bp4d occurrence): no budget measured")
+    assert cv.claim_convergence(runs, budgets) == (False, "no budget measured for resnet18")
     uncapped = [dict(runs[0], steps=None)]
     assert not cv.claim_convergence(uncapped, {("bp4d", "occurrence", "renet"): 1250})[0]
     assert cv.claim_convergence([], budgets) == (False, "no runs")
