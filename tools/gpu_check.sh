@@ -10,6 +10,8 @@
 #   tools/gpu_check.sh --device cpu --quick # every section, small, on the CPU (CI; no GPU)
 #   tools/gpu_check.sh --out DIR            # the JSON elsewhere
 #
+# Without a usable CUDA GPU the full check refuses at once (exit 2), saying why and naming --device cpu --quick.
+#
 # Uses $PY when set (a python with renet_core installed), else the project's .venv (created on
 # first use, as run_all.sh does). Other options: python -m renet_core.bench gpu --help
 set -euo pipefail

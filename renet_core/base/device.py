@@ -3,6 +3,7 @@ run (:func:`loader_workers`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -54,3 +55,16 @@ def loader_workers(cap: int = MAX_LOADER_WORKERS) -> int:
     change a run's numbers (augmentation is drawn per item, not per worker)."""
     per_process = available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     return max(1, min(int(cap), per_process - 1))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` inside the block, the previous count restored
+    after. A run holds its count fixed this way, since on the CPU the count decides how sums are
+    split, and so the last bits of every gradient and score (issue 31, case 5)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -8,9 +8,11 @@ atomic on POSIX and Windows. Readers therefore see either the old file or the ne
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -77,10 +79,45 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None, fsync: boo
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full(exc, target.parent)   # asked before the partial file goes and frees its space
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if full:
+            raise DiskFullError(errno.ENOSPC, f"no space left on the disk of {target} while writing it ({full}; "
+                                f"{type(exc).__name__}: {exc}). Nothing half-written was kept and {target.name} "
+                                "is as it was; free some space (or point RENET_CACHE at a larger disk) and run "
+                                "again", str(target)) from exc
         raise
+
+
+class DiskFullError(OSError):
+    """A write ran out of space: the error names the file (issue 31, case 8)."""
+
+
+#: Below this many free bytes after a failed write, the disk is taken to be what failed it.
+NEARLY_FULL = 1 << 20
+
+
+def disk_full(exc: BaseException, folder: Path) -> str:
+    """Why the failed write ``exc`` into ``folder`` ran out of space, in words, or "". Python's
+    writers say so (ENOSPC, EDQUOT, EFBIG anywhere in the exception's chain); torch's checkpoint
+    writer does not ("unexpected pos N vs M", "iostream error"), so for an OSError or RuntimeError
+    the free space of the folder's disk is asked as well."""
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, (OSError, RuntimeError)):
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return ""
+        if free < NEARLY_FULL:
+            return f"{free} bytes free on that disk when the write failed"
+    return ""
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes, fsync: bool = True) -> Path:

@@ -138,14 +138,45 @@ def ddp_section(device, work: dict, cache: str) -> dict:
         return out
 
 
+class NoGPUError(RuntimeError):
+    """The full check was asked for where no CUDA GPU can be used."""
+
+
+def gpu_problem() -> str:
+    """Why CUDA cannot be used here, in words (no GPU seen, a hidden one, a driver too old for
+    this torch, a torch built without CUDA); "" when it can."""
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is built without CUDA"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return "CUDA_VISIBLE_DEVICES is set but empty, which hides every GPU"
+    if not torch.cuda.is_available():
+        return ("torch finds no usable CUDA GPU (none in this machine, or its driver does not match "
+                f"torch {torch.__version__} built for CUDA {torch.version.cuda}; nvidia-smi shows the driver)")
+    return ""
+
+
+def require_gpu(dev: torch.device) -> None:
+    """Refuse the full workload on anything but a CUDA GPU, before any work starts: on a CPU it
+    would run far past a lent GPU's budget (issue 31, case 7). The message names the CPU option."""
+    if dev.type == "cuda":
+        return
+    why = gpu_problem() or f"the device is {dev.type}"
+    raise NoGPUError(f"gpu_check: no usable GPU: {why}. The full check is made for a lent GPU and would run for "
+                     "hours on this device. For the small CPU check run: tools/gpu_check.sh --device cpu --quick")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "device"
 
 
 def check(device: str = "auto", quick: bool = False, out_dir: str | os.PathLike = "results/gpu_check",
           sections=("inference", "training", "loader", "ddp")) -> tuple[dict, Path]:
-    """Run the sections; return the figures and the JSON file written."""
+    """Run the sections; return the figures and the JSON file written. The full workload runs on
+    a CUDA GPU only (:func:`require_gpu`)."""
     dev = pick_device(device)
+    if not quick:
+        require_gpu(dev)
     work = WORKLOADS["quick" if quick else "full"]
     name = device_name(dev)
     report = {"device": name, "device_type": dev.type, "gpus": torch.cuda.device_count() if dev.type == "cuda" else 0,
@@ -186,7 +217,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sections", default="inference,training,loader,ddp",
                         help="comma-separated subset of inference,training,loader,ddp")
     args = parser.parse_args(argv)
-    report, _ = check(args.device, args.quick, args.out, [s for s in args.sections.split(",") if s])
+    try:
+        report, _ = check(args.device, args.quick, args.out, [s for s in args.sections.split(",") if s])
+    except (NoGPUError, RuntimeError) as exc:
+        if not isinstance(exc, NoGPUError) and "requested but CUDA is not available" not in str(exc):
+            raise
+        print(f"{exc}" if isinstance(exc, NoGPUError) else
+              f"gpu_check: {exc} ({gpu_problem()}). For the small CPU check run: tools/gpu_check.sh --device cpu "
+              "--quick", file=sys.stderr)
+        return 2
     return 1 if report["errors"] else 0
 
 

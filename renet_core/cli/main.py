@@ -89,6 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.add_argument("--allow-other-run", action="store_true",
                            help="score a checkpoint trained under another run identity (e.g. another fold) "
                                 "on this config's test fold, without filing the rows under any run")
+            p.add_argument("--no-file", action="store_true",
+                           help="print the scores only: file no rows and leave the run's record as it is "
+                                "(e.g. a run whose training is not finished)")
         if name == "cv":
             p.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3])
             p.add_argument("--gpus", help="spread the folds one per GPU, e.g. 0,1,2")
@@ -175,7 +178,7 @@ def _cv_on_gpus(cfg: ExperimentConfig, folds, gpus: str) -> int:
         files.append(path)
     codes = spread_runs(files, gpus.split(","))
     print(f"fold runs finished with exit codes {codes}; logs in {folder}")
-    rows = ResultsStore(cfg.results_dir).load()
+    rows = ResultsStore(cfg.results_dir).done_rows()
     _print_rows(rows[rows["method"] == cfg.method_name()])
     return int(any(codes))
 
@@ -234,7 +237,8 @@ def main(argv=None) -> int:
                 print(f"run {result.config_hash} already finished (use --force to retrain)")
             _print_rows(result.rows)
         elif args.command == "evaluate":
-            _print_rows(evaluate(cfg, checkpoint=args.checkpoint, allow_other_run=args.allow_other_run))
+            _print_rows(evaluate(cfg, checkpoint=args.checkpoint, allow_other_run=args.allow_other_run,
+                                 file=not args.no_file))
         elif args.command == "cv" and args.gpus:
             return _cv_on_gpus(cfg, args.folds, args.gpus)
         else:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from renet_core.base.device import available_cores
 from renet_core.base.io import check_folder
 from renet_core.base.metrics import INTENSITY_RULES
 from renet_core.data.index import DATASETS
@@ -50,6 +51,7 @@ LIMITS = {
     "save_features": (lambda v: v >= 0, "an integer >= 0 (0: no features kept)"),
     "bn_refresh_batches": (lambda v: v >= 0, "an integer >= 0 (0: plain BN)"),
     "num_workers": (lambda v: v >= 0, "an integer >= 0"),
+    "threads": (lambda v: v >= 0, "an integer >= 0 (torch threads on the CPU; 0: every core)"),
     "lr": (lambda v: np.isfinite(v) and v > 0, "a number > 0, e.g. 1e-4"),
     "weight_decay": (lambda v: np.isfinite(v) and v >= 0, "a number >= 0"),
     "threshold": (lambda v: 0 < v < 1, "a number with 0 < threshold < 1, e.g. 0.5"),
@@ -153,18 +155,15 @@ class ExperimentConfig:
     cache_dir: str | None = None          # default $RENET_CACHE or ~/.cache/renet_core
     image_size: int = 224                 # crop fed to the network (paper: 224 from 256)
     duplicate_aus: list[int] | None = None  # Table 8 augmentation: data.labels.RARE_AUS
-    duplicate_rule: str = "frame"         # "frame": a frame positive for any listed AU once more;
-                                          # "per_au": once more per listed AU it is positive for
+    duplicate_rule: str = "frame"         # "frame": a frame positive for a listed AU once more; "per_au": per AU
     val_fraction: float = 0.15            # share of training subjects held out for early stopping
     val_max_frames: int | None = None     # evenly spaced subset of the validation frames (CPU demos)
-    landmark_origin: int = 1              # landmark files' first pixel: 1 = the datasets' MATLAB
-                                          # files (subtract 1, as JAA-Net); 0 = read as is
+    landmark_origin: int = 1              # landmark files' first pixel: 1 = MATLAB's (subtract 1, as JAA-Net)
     # model
     model: str = "renet"                  # "renet" | "resnet18"
     relation_mode: str = "fixed"          # "fixed" | "learnable" | "none"
     denominator: str | None = None        # Eq. 5 denominator, see renet_core.model.relation
-    pretrained: str | None = None         # torchvision resnet18 state_dict path, "imagenet", or
-                                          # "standin" (offline demo: renet_core.engine.standin)
+    pretrained: str | None = None         # resnet18 state_dict path, "imagenet", or "standin" (engine.standin)
     holdout_aus: list[int] = field(default_factory=list)  # Table 6: labels never trained on
     head: str = "shared"                  # RE-Net output layer: "shared" (section 3.1) | "per_au"
     bn_momentum: float = 0.1              # RE-Net per-AU running statistics (PyTorch's default)
@@ -172,9 +171,8 @@ class ExperimentConfig:
     # training
     strategy: str = "one"                 # "one" random AU per batch (paper) | "all"
     lr: float = 1e-4
-    au_lr_scale: float | str = 1.0        # lr multiplier of RE-Net's AU-specific gamma_k, beta_k
-                                          # (and per-AU head); 1 = the paper (one lr for all);
-                                          # "C" = the number of trained AUs (see lr_scale())
+    au_lr_scale: float | str = 1.0        # lr multiplier of RE-Net's AU-specific gamma_k, beta_k (and
+                                          # per-AU head); 1 = the paper; "C" = trained AUs (lr_scale())
     lr_schedule: str = "constant"         # "constant" (section 4.3) | "cosine" (decay to 0 over epochs)
     weight_decay: float = 0.0
     batch_size: int = 100
@@ -197,6 +195,8 @@ class ExperimentConfig:
     amp: str = "auto"                     # "auto" (bf16 where supported) | "bf16" | "fp16" | "off"
     channels_last: bool = True            # CUDA only
     num_workers: int = 0
+    threads: int = 2                      # torch threads on the CPU, held fixed and in the identity
+                                          # (they change the sums' order); 0 = every core, resolved
     eval_batch_size: int | None = None
     progress: bool = True
     force: bool = False                   # retrain even if this config already finished
@@ -381,6 +381,10 @@ class ExperimentConfig:
         if cached is None:
             cached = self.__dict__["_identity"] = identity.run_identity(self)
         return cached
+
+    def resolved_threads(self) -> int:
+        """The run's torch threads: ``threads``, for 0 every core this process may use."""
+        return int(self.threads) or available_cores()
 
     def data_identity(self) -> str:
         """What the run's data is (:func:`renet_core.engine.identity.data_identity`)."""

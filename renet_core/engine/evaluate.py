@@ -100,3 +100,40 @@ def validation_score(pred: dict, cfg, trainable: list[int]) -> float:
     per_au = score_predictions(pred, cfg)["f1" if cfg.task == "occurrence" else "icc"][trainable]
     value = float(np.nanmean(per_au)) if not np.isnan(per_au).all() else -math.inf
     return value
+
+
+class NonFiniteError(RuntimeError):
+    """NaN or infinite values where a trained model must have finite ones (issue 31, case 4)."""
+
+
+class NonFiniteOutputError(NonFiniteError):
+    """A model's test outputs hold NaN or infinite values: nothing is filed (issue 31, case 4)."""
+
+
+def check_finite_outputs(scores, what: str) -> None:
+    """An error naming ``what`` when ``scores`` hold a NaN or an infinity: a model that outputs
+    them is broken, and scoring it would file F1 0 for every AU as if it were a result."""
+    scores = np.asarray(scores)
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        raise NonFiniteOutputError(
+            f"{what}: {bad} of {scores.size} test outputs are NaN or infinite, so its weights are broken; "
+            "nothing was filed and the run is not done. Retrain it (force=True), with a lower lr or amp='off'")
+
+
+class NonFiniteWeightsError(NonFiniteError):
+    """A model's weights or BN statistics hold NaN or infinite values after an epoch."""
+
+
+def check_finite_weights(model, what: str) -> None:
+    """An error naming ``what`` and the first broken tensors when any parameter or floating-point
+    buffer (BN statistics) of ``model`` holds a NaN or an infinity. The loss can be finite on the
+    step whose update breaks the weights, so the loop checks them again before each checkpoint."""
+    net = ddp.unwrap(model)
+    tensors = list(net.named_parameters()) + list(net.named_buffers())
+    bad = [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{what}: {len(bad)} weight tensor(s) became NaN or infinite ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the run stopped before saving this epoch, its last checkpoint "
+            "is kept and it is not done. Try a lower lr or amp='off'")

@@ -20,15 +20,16 @@ import torch
 
 from renet_core import __version__
 from renet_core.base import ddp, metrics
-from renet_core.base.device import pick_device
+from renet_core.base.device import pick_device, torch_threads
+from renet_core.base.environment import environment_key, environment_record, read_environment, write_environment
 from renet_core.base.io import TIME_FORMAT, locked
 from renet_core.base.progress import say
 from renet_core.engine.config import ExperimentConfig
-from renet_core.engine.evaluate import predict, score_predictions
+from renet_core.engine.evaluate import check_finite_outputs, predict, score_predictions
 from renet_core.engine.identity import IDENTITY_EXCLUDED
 from renet_core.engine.loop import fit
-from renet_core.engine.precision import eval_loader, uses_channels_last
-from renet_core.engine.resume import check_checkpoints
+from renet_core.engine.precision import amp_dtype, eval_loader, uses_channels_last
+from renet_core.engine.resume import check_checkpoints, training_state, unfinished
 from renet_core.engine.splits import Splits, describe_data, load_splits, make_dataset, relation_from_training
 from renet_core.engine.store import ResultsStore
 from renet_core.model import build_model, load_checkpoint
@@ -109,8 +110,8 @@ def execute(cfg: ExperimentConfig, splits: Splits | None = None, on_epoch_end: C
         return done
     store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
     info = ddp.env_info()
-    with run_lock(store, key, info.is_main):   # one process trains a run; another waits, then reuses it
-        done = finished(cfg)
+    with run_lock(store, key, info.is_main), torch_threads(cfg.resolved_threads()):
+        done = finished(cfg)     # one process trains a run; another waits, then reuses it
         if done is not None:
             return done
         return _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretrained)
@@ -146,6 +147,7 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
     make = dataset_factory or make_dataset
     if info.is_main:
         store.save_config(key, cfg.to_dict())
+        record_environment(run_dir, device, cfg)
     model = _initial_model(cfg, splits, weights, device)
     val_set = make(splits.val, cfg, False) if len(splits.val) else None
     history = fit(model, make(splits.train, cfg, True), val_set, cfg, run_dir, device, info, on_epoch_end)
@@ -155,6 +157,30 @@ def _execute(cfg, store, key, info, splits, on_epoch_end, dataset_factory, pretr
     ddp.barrier(info)
     ddp.cleanup(info)
     return RunResult(key, rows, run_dir, history=history)
+
+
+def precision_name(device, amp: str) -> str:
+    """The arithmetic ``amp`` resolves to on ``device``, in words: "float32", "bf16 autocast" or
+    "fp16 autocast" (:func:`renet_core.engine.precision.amp_dtype`)."""
+    dtype = amp_dtype(device, amp)
+    return "float32" if dtype is None else {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
+
+
+def record_environment(run_dir: Path, device, cfg: ExperimentConfig, rescored: bool = False) -> dict:
+    """Write where the run computes into ``<run dir>/environment.json`` (issue 32; not part of the
+    identity). A run resumed or scored again in another environment keeps the first one's record
+    under ``earlier``, so a run made in two places says so."""
+    record = environment_record(device, torch.get_num_threads(), precision_name(device, cfg.amp))
+    before = read_environment(run_dir)
+    if before and environment_key(before) != environment_key(record):
+        earlier = before.pop("earlier", [])
+        record["earlier"] = [*earlier, before]
+    elif before and before.get("earlier"):
+        record["earlier"] = before["earlier"]
+    if rescored:
+        record["rescored"] = True
+    write_environment(run_dir, record)
+    return record
 
 
 def _initial_model(cfg: ExperimentConfig, splits: Splits, pretrained, device):
@@ -177,18 +203,22 @@ def _initial_model(cfg: ExperimentConfig, splits: Splits, pretrained, device):
 
 
 def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
-                   make=make_dataset, history=None, file: bool = True, started: float | None = None) -> pd.DataFrame:
+                   make=make_dataset, history=None, file: bool = True, started: float | None = None,
+                   record: dict | None = None) -> pd.DataFrame:
     """Test-set evaluation of a trained model: predictions saved, rows written, run marked done
     (``file=False``: the rows are only returned, nothing is filed under the config's run). The
     run record (``done.json``) keeps the per-epoch history, the training steps and, given the
     run's ``started`` time, its wall seconds (data, training and test): what run_all's estimates
-    of the time still to go are made of."""
+    of the time still to go are made of. ``record``: the training record of a run scored again
+    (its history, steps and seconds are kept, not rebuilt). Non-finite outputs are an error
+    (:class:`NonFiniteOutputError`) and file nothing."""
     key = cfg.config_hash()
     if cfg.holdout_aus:  # Table 6: derive unseen AUs' parameters from trained ones (Eq. 4-5)
         ddp.unwrap(model).derive_unseen_aus([cfg.resolved_aus().index(a) for a in cfg.holdout_aus])
     test_set = make(splits.test, cfg, False)
     loader = eval_loader(test_set, cfg, pin=device.type == "cuda")
     pred = predict(model, loader, device, cfg, desc="test", features=cfg.save_features)
+    check_finite_outputs(pred["scores"], f"run {key} ({cfg.method_name()}, {cfg.dataset} fold {cfg.fold})")
     per_metric = score_predictions(pred, cfg)
     epochs = len(history) if history else None
     rows = result_rows(cfg, per_metric, source=splits.source, synthetic=splits.synthetic,
@@ -204,12 +234,18 @@ def evaluate_model(model, cfg, splits: Splits, store: ResultsStore, device,
     store.save_predictions(key, **arrays)
     store.add_rows(rows)
     per_epoch = cfg.steps_per_epoch or len(splits.train) // cfg.batch_size
-    store.mark_done(key, {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
-                          "model": cfg.model, "strategy": cfg.strategy, "steps": (epochs or 0) * per_epoch,
-                          "seconds": round(time.time() - started, 1) if started else None,
-                          "data_source": splits.source, "synthetic": bool(splits.synthetic), "n_test": len(test_set),
-                          "history": history or [], **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
+    summary = {"method": cfg.method_name(), "fold": cfg.fold, "finished": time.strftime(TIME_FORMAT),
+               "model": cfg.model, "strategy": cfg.strategy, "steps": (epochs or 0) * per_epoch,
+               "seconds": round(time.time() - started, 1) if started else None, "history": history or []}
+    if record:   # the training record stays; a run scored again says when
+        summary.update({k: record[k] for k in ("finished", "steps", "seconds", "history") if k in record})
+        if "finished" in record:
+            summary["rescored"] = time.strftime(TIME_FORMAT)
+    summary.update({"data_source": splits.source, "synthetic": bool(splits.synthetic), "n_test": len(test_set),
+                    **{m: float(np.nanmean(v)) for m, v in per_metric.items()}})
+    store.mark_done(key, summary)
     return rows
+
 
 
 def result_rows(cfg, per_metric: dict[str, np.ndarray], source: str, synthetic: bool,
@@ -230,7 +266,7 @@ def result_rows(cfg, per_metric: dict[str, np.ndarray], source: str, synthetic: 
 
 
 def evaluate(config, checkpoint: str | os.PathLike | None = None, splits: Splits | None = None,
-             dataset_factory=None, allow_other_run: bool = False) -> pd.DataFrame:
+             dataset_factory=None, allow_other_run: bool = False, file: bool = True) -> pd.DataFrame:
     """Re-evaluate a trained run on its test fold from ``checkpoint`` (default: its ``best.pt``).
 
     The rows are filed under this config's run and mark it done, so a checkpoint whose model
@@ -238,7 +274,13 @@ def evaluate(config, checkpoint: str | os.PathLike | None = None, splits: Splits
     any data is prepared, naming each difference; so is a checkpoint trained under another run
     identity (another fold tests on its own training subjects), naming both runs.
     ``allow_other_run=True`` scores such a checkpoint on this config's test fold and returns the
-    rows without filing them under any run."""
+    rows without filing them under any run.
+
+    Only a whole training is filed (issue 31, cases 1-2): a run that is done keeps its training
+    record (history, steps, seconds) and gets the new scores; a run that is not done is filed only
+    when its ``last.pt`` shows all its epochs trained (or an early stop), and otherwise refused
+    before any data is prepared, naming how far it got. ``file=False`` scores any of these and
+    returns the rows without filing anything."""
     cfg = as_config(config)
     store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
     own = store.run_dir(key) / "best.pt"
@@ -261,12 +303,34 @@ def evaluate(config, checkpoint: str | os.PathLike | None = None, splits: Splits
                          f"{cfg.fold}, {cfg.method_name()}): scored as run {key} it could test on its own training "
                          f"subjects. Evaluate it with the config it was trained with, or pass allow_other_run=True "
                          f"(--allow-other-run) to score it here without filing it under run {key}")
+    file = file and not other
     model.to(device)
-    with run_lock(store, key, not other):
+    with run_lock(store, key, file), torch_threads(cfg.resolved_threads()):
+        record = _training_record(cfg, store, key) if file else None
+        if file:
+            record_environment(store.run_dir(key), device, cfg, rescored=True)
         rows = evaluate_model(model, cfg, splits or load_splits(cfg), store, device, dataset_factory or make_dataset,
-                              file=not other)
+                              history=(record or {}).get("history"), file=file, record=record)
     # rows of another run's checkpoint say so: they carry its identity, not this config's
     return rows.assign(config_hash=str(payload.get("config_hash") or ""), checkpoint=str(path)) if other else rows
+
+
+def _training_record(cfg: ExperimentConfig, store: ResultsStore, key: str) -> dict:
+    """What a run's training left to be kept when it is filed by :func:`evaluate`: the record of a
+    done run (``done.json``), else the whole training in ``last.pt``; a run short of its planned
+    training is an error naming how far it got and the two ways on."""
+    if store.is_done(key):
+        return store.done_summary(key)
+    run_dir = store.run_dir(key)
+    state = training_state(run_dir)
+    short = unfinished(state, cfg)
+    if short:
+        raise ValueError(f"run {key} ({cfg.method_name()}, {cfg.dataset} fold {cfg.fold}) {short}: scoring its "
+                         "checkpoint would file a partly trained model under the identity of the whole budget. "
+                         "Train it (python -m renet_core train with this config resumes it from last.pt), or "
+                         "score the checkpoint without filing it (file=False, --no-file)")
+    history = list(state.get("history") or [])     # killed after training, before its test: filed now
+    return {"history": history, "seconds": round(sum(float(e.get("seconds") or 0) for e in history), 1)}
 
 
 def _other_run(payload: dict, cfg: ExperimentConfig) -> str:

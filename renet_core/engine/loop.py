@@ -14,8 +14,9 @@
   ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers.
   When a run (re)starts, :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
   ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
-* A NaN or infinite loss stops the run (:class:`NonFiniteLossError`); ``last.pt`` still holds
-  the last good epoch.
+* A NaN or infinite loss stops the run (:class:`NonFiniteLossError`), and so do NaN or infinite
+  weights or BN statistics at the end of an epoch (:class:`NonFiniteWeightsError`, checked before
+  the epoch is saved); ``last.pt`` still holds the last good epoch and the run is not done.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from torch.utils.data import Dataset
 
 from renet_core.base import ddp
 from renet_core.base.progress import bar, say
-from renet_core.engine.evaluate import predict, refresh_statistics, score_predictions, validation_score
+from renet_core.engine.evaluate import (
+    NonFiniteError,
+    check_finite_weights,
+    predict,
+    refresh_statistics,
+    score_predictions,
+    validation_score,
+)
 from renet_core.engine.precision import (
     autocast,
     epoch_seed,
@@ -45,7 +53,7 @@ from renet_core.engine.resume import read_run_checkpoint, restart_hint, restore,
 from renet_core.model import read_checkpoint, save_checkpoint
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(NonFiniteError):
     """The training loss became NaN or infinite."""
 
 
@@ -193,6 +201,7 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
         epoch = state["epoch"]
         record = _train_and_validate(wrapped, model, train_set, val_loader, optimizer, cfg, epoch, device,
                                      trainable, info, pin)
+        check_finite_weights(model, f"run {run_dir.name}, epoch {epoch + 1}")   # before it is saved as trained
         improved = val_loader is None or not info.is_main or record["val"] > state["best_score"]
         state["epoch"] = epoch + 1
         state["history"].append(record)

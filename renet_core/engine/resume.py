@@ -105,3 +105,29 @@ def restore(model, optimizer, path: Path) -> dict:
                          f"{restart_hint(path.parent)}") from exc
     torch.set_rng_state(payload["rng"]["torch"])
     return payload["train_state"]
+
+
+def training_state(run_dir: str | Path) -> dict | None:
+    """The training state a run folder's ``last.pt`` records (epoch, early-stopping state,
+    history), or None when there is no ``last.pt``; an unreadable one is an error naming the fix."""
+    last = Path(run_dir) / "last.pt"
+    if not last.exists():
+        return None
+    state = read_run_checkpoint(last).get("train_state")
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {last} holds no training state (not a last.pt of a run); "
+                         f"{restart_hint(last.parent)}")
+    return state
+
+
+def unfinished(state: dict | None, cfg) -> str:
+    """"" when ``state`` (:func:`training_state`) is a whole training of ``cfg``: all
+    ``cfg.epochs`` epochs, or stopped early by ``cfg.patience`` epochs without a better validation
+    score; else how far it got, in words. A run short of its planned training must never be filed
+    under the identity of the full budget (issue 31, case 1)."""
+    if state is None:
+        return "has no last.pt: it was never trained, or its training record was deleted"
+    epoch, bad = int(state.get("epoch", 0)), int(state.get("bad_epochs", 0))
+    if epoch >= int(cfg.epochs) or bad >= int(cfg.patience):
+        return ""
+    return f"trained {epoch} of its {cfg.epochs} epochs (last.pt) and did not stop early"

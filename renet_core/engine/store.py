@@ -109,6 +109,18 @@ class ResultsStore:
                           "their saved predictions when a table asks for them)", stacklevel=2)
         return rows
 
+    def done_rows(self) -> pd.DataFrame:
+        """The rows of finished runs only (:meth:`load` less every row whose run has no
+        ``done.json``): what tables, the scoreboard and the results index may show. A run whose
+        folder was deleted, or that a ``force`` retrain has reopened (running, killed or failed),
+        keeps its old rows in results.csv until it is done again, but they are not served."""
+        rows = self.load()
+        if rows.empty:
+            return rows
+        keys = rows["config_hash"].astype(str)
+        done = {key: self.is_done(key) for key in keys.unique()}
+        return rows[keys.map(done).astype(bool)].reset_index(drop=True)
+
     def add_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Merge ``rows`` into results.csv atomically; a row with an existing key replaces it."""
         missing = [c for c in KEY_COLUMNS + ["value"] if c not in rows.columns]

@@ -311,7 +311,7 @@ def copy_store_rows(profile: str, results: Path, store: Path | None = None) -> P
     so that ``--only`` on another machine or store never drops the rows of committed tables.
     Their runs' environments go to ``results/<profile>_environments.csv`` the same way
     (:func:`renet_core.study.provenance.write_environments`)."""
-    rows = ResultsStore(store or default_store(profile)).load()
+    rows = ResultsStore(store or default_store(profile)).done_rows()   # finished runs only
     if rows.empty:
         return None
     write_environments(profile, results, store or default_store(profile), rows["config_hash"])   # issue 32

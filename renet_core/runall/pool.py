@@ -2,29 +2,28 @@
 
 Every table's runs are ordinary engine runs found by identity, so ``run_all`` may train them
 before the notebooks start: the notebooks then find them finished and only build tables. With
-``--train-jobs N`` the runs go to N worker processes, each with ``cores // N`` torch threads; on a
-small CPU, processes of one thread use the cores better than one process of two (the figure is in
-docs/reproduction-notes.md, "The demo's budget"). First, in this process and one at a time, what
-runs share: each dataset's SynthAU twin and prepared crops, and each stand-in backbone.
+``--train-jobs N`` the runs go to N worker processes. Each run trains with its own config's thread
+count (``threads``, part of its identity; the engine sets it), exactly as a notebook would train
+it, so a run trained ahead is bit-identical to the same run trained by its notebook (issue 31, case
+5: the workers once took ``cores // N`` threads and so gave other numbers under the same identity).
+On a CPU, N processes of the profile's threads share the cores: more processes than
+cores // threads oversubscribe them, which this module says. First, in this process and one at a
+time, what runs share: each dataset's SynthAU twin and prepared crops, and each stand-in backbone.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import os
 from typing import Callable
 
 import psutil
-import torch
 
+from renet_core.base.device import available_cores
+from renet_core.base.spawn import spawn_blocker
 from renet_core.engine import load_splits, run
 from renet_core.engine.standin import STANDIN, standin_backbone
 from renet_core.runall.plan import Plan, progress_line
-
-
-def _threads(threads: int) -> None:
-    torch.set_num_threads(max(1, int(threads)))
 
 
 def _train(cfg) -> str:
@@ -51,7 +50,7 @@ def shared_inputs(plan: Plan, say: Callable[[str], None] = print) -> None:
 
 
 def train_ahead(plan: Plan, jobs: int, say: Callable[[str], None] = print) -> None:
-    """Train every missing run of ``plan`` in ``jobs`` processes (``cores // jobs`` threads each),
+    """Train every missing run of ``plan`` in ``jobs`` processes (each run with its own threads),
     the longest first, printing the progress line as each ends. A failing run is reported and
     left to its notebook, which then fails with the full error."""
     done = plan.done()
@@ -60,10 +59,18 @@ def train_ahead(plan: Plan, jobs: int, say: Callable[[str], None] = print) -> No
     if not todo:
         return
     shared_inputs(plan, say)
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    say(f"[runall] training {len(todo)} runs ahead of the notebooks: {jobs} processes of {threads} thread(s)")
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_threads,
-                                  initargs=(threads,))
+    blocker = spawn_blocker()
+    if blocker:   # worker processes could not start from this program: train here, one at a time
+        say(f"[runall] training {len(todo)} runs ahead of the notebooks in this process: {blocker}")
+        _collect_inline(todo, plan, say)
+        return
+    threads = max(cfg.resolved_threads() for cfg in todo)
+    cores = available_cores()
+    say(f"[runall] training {len(todo)} runs ahead of the notebooks: {jobs} processes of {threads} thread(s) "
+        f"each (the runs' own thread count, part of their identity)"
+        + (f"; {jobs * threads} threads on {cores} cores oversubscribe them, so this is no faster than "
+           "--train-jobs 0" if jobs * threads > cores else ""))
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
     try:
         _collect(pool, {pool.submit(_train, cfg): cfg for cfg in todo}, plan, say)
     except KeyboardInterrupt:   # Ctrl-C or SIGTERM: no run starts, the running ones stop (they resume later)
@@ -72,6 +79,16 @@ def train_ahead(plan: Plan, jobs: int, say: Callable[[str], None] = print) -> No
             child.terminate()
         raise
     pool.shutdown()
+
+
+def _collect_inline(todo: list, plan: Plan, say) -> None:
+    for cfg in todo:
+        try:
+            _train(cfg)
+        except Exception as exc:  # noqa: BLE001 - the notebook that needs the run reports it in full
+            say(f"[runall] run {cfg.config_hash()} ({cfg.method_name()}, {cfg.dataset}, fold {cfg.fold}) failed: "
+                f"{type(exc).__name__}: {exc}")
+        say(progress_line(plan))
 
 
 def _collect(pool, futures: dict, plan: Plan, say) -> None:

@@ -49,7 +49,7 @@ def finished_rows(profile: str, store_dir=None, roots: dict | None = None, confi
                     stored_rows(cfg, store)   # rows lost from results.csv come back from the predictions
                 except ValueError as exc:
                     warnings.warn(str(exc), stacklevel=2)
-        rows = select_rows(store.load(), configs)
+        rows = select_rows(store.done_rows(), configs)   # finished runs only
         if rows.empty:
             continue
         if spec.chance:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from renet_core.base.progress import bar as progress_bar
+from renet_core.base.spawn import spawn_blocker
 from renet_core.data.labels import BP4D_AUS
 
 from .aus import AU_INDEX
@@ -229,14 +230,16 @@ def run_units(fn, units: list, workers: int, progress: bool, desc: str, total: i
     done = 0
     bar = progress_bar(total=total, desc=desc, unit="frame", disable=not progress)
     try:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        if workers > 1 and method == "spawn" and spawn_blocker():
+            workers = 0   # spawn workers could not start from this program: render here (base.spawn)
         if workers <= 1 or len(units) <= 1:
             for u in units:
                 k = fn(u)
                 done += k
                 bar.update(k)
         else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers) as pool:
+            with mp.get_context(method).Pool(workers) as pool:
                 for k in pool.imap_unordered(fn, units, chunksize=1):
                     done += k
                     bar.update(k)

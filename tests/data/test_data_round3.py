@@ -166,7 +166,10 @@ def test_a_second_prepare_waits_and_deletes_no_live_writers_file(tmp_path):
 
 # ----------------------------------------------------------------------------- case 9
 
-def test_prepare_with_workers_from_an_unguarded_script_ends(tmp_path):
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_prepare_with_workers_from_an_unguarded_script_ends(tmp_path, how):
+    """Round 3 case 9, and round 4 case 6: the same program read from standard input
+    (``python - <<EOF``), whose main file ``<stdin>`` no spawn worker can read again."""
     root, _ = _bp4d(tmp_path / "bp4d")
     import shutil  # a second sequence: two jobs, so a pool
     shutil.copy(root / "AUCoding/AU_OCC/F001_T1.csv", root / "AUCoding/AU_OCC/F002_T1.csv")
@@ -180,18 +183,21 @@ def test_prepare_with_workers_from_an_unguarded_script_ends(tmp_path):
         print("aligned", len(out))
     """))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    args, stdin = ([sys.executable, str(script)], None) if how == "script" else ([sys.executable, "-"], script.read_text())
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                             text=True, env=env, start_new_session=True)
     try:
-        text, _ = proc.communicate(timeout=120)
+        text, _ = proc.communicate(stdin, timeout=120)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         pytest.fail("prepare() from a plain script did not end (spawn workers re-running the script)")
     assert proc.returncode == 0, text
-    assert "aligned 12" in text and "no 'if __name__" in text
+    assert "aligned 12" in text
+    assert ("no 'if __name__" in text) if how == "script" else ("standard input" in text)
     assert main_is_guarded(type("M", (), {"__file__": str(script)})) is False
     guarded = tmp_path / "guarded.py"
     guarded.write_text("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n")
     assert main_is_guarded(type("M", (), {"__file__": str(guarded)})) is True
     assert main_is_guarded(type("M", (), {})) is True                     # a notebook, python -c
+    assert main_is_guarded(type("M", (), {"__file__": "<stdin>"})) is False   # python -, a pipe
