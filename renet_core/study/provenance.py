@@ -46,6 +46,12 @@ def config_run_dirs(configs: Mapping[str, list]) -> dict[str, Path]:
     return out
 
 
+def environment_labels(records: Mapping[str, dict | None]) -> dict[str, str]:
+    """``{config_hash: environment key}`` ("environment not recorded" for a run without one), for
+    a table's data source column (``renet_core.study.report.describe_data``)."""
+    return {run: record["key"] if record else "environment not recorded" for run, record in records.items()}
+
+
 def table_environments(records: Mapping[str, dict | None]) -> tuple[str, str]:
     """``(label, paragraph)`` for a table made of the runs ``records`` (``{config_hash: record}``):
     the label for its data source column ("env-1a2b3c4d5e", "2 environments (mixed): env-.., env-..",

@@ -105,13 +105,18 @@ def _run_values(rows: pd.DataFrame, entry: str, metric: str, aus=None) -> tuple[
 
 
 def describe_data(sel: pd.DataFrame, device: str | None = None) -> str:
-    """The data source in words: "SynthAU demo (synthetic), cpu, 3 folds"."""
+    """The data source in words: "SynthAU demo (synthetic), cpu, 3 folds"; with the runs'
+    environment keys when ``sel`` has a column ``environment`` ("..., cpu, env-1a2b3c4d5e, 3 folds";
+    "2 environments (mixed): ..." when its runs were made in several, issue 32)."""
     if sel.empty:
         return "not run"
     sources = sorted(set(sel["data_source"].astype(str))) if "data_source" in sel else ["unknown data"]
     words = [" + ".join(sources)]
     if device:
         words.append(str(device))
+    envs = sorted(set(sel["environment"].dropna().astype(str))) if "environment" in sel else []
+    if envs:
+        words.append(envs[0] if len(envs) == 1 else f"{len(envs)} environments (mixed): {', '.join(envs)}")
     folds = sel["fold"].nunique()
     words.append(f"{folds} fold{'s' if folds != 1 else ''}")
     seeds = sel["seed"].nunique() if "seed" in sel else 1

@@ -34,7 +34,7 @@ from renet_core.model import pearson_relation
 from renet_core.model.speed import inference_times
 from renet_core.study.configs import chance_rows, config, run_configs, spec_configs, training_budget
 from renet_core.study.figures import feature_inputs, relation_figure, save_figure, tsne_panels
-from renet_core.study.provenance import config_run_dirs, run_environments, table_environments
+from renet_core.study.provenance import config_run_dirs, environment_labels, run_environments, table_environments
 from renet_core.study.report import build_table, efficiency_table, write_efficiency, write_table
 from renet_core.study.tables import CHANCE_ENTRIES, TABLES, TSNE_AUS
 
@@ -97,12 +97,16 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
     rows = run_configs(configs)
     if spec.chance and "f1" in spec.metrics:
         rows = pd.concat([rows, chance_rows(configs, spec, rows)], ignore_index=True)
-    env_label, env_text = table_environments(run_environments(config_run_dirs(configs)))
-    table = build_table(rows, spec, device=", ".join(filter(None, [describe_compute(configs, device), env_label])))
+    environments = run_environments(config_run_dirs(configs))   # where each run computed (issue 32)
+    rows["environment"] = rows["config_hash"].astype(str).map(environment_labels(environments))
+    table = build_table(rows, spec, device=describe_compute(configs, device))
+    env_label, env_text = table_environments(environments)
     csv_path, md_path = write_table(table, tables_dir, name, "\n\n".join(filter(None, [training_budget(configs),
                                                                                   env_text])))
     source = table.loc[(table["row"] == "this run") & ~table["entry"].isin(CHANCE_ENTRIES),
                        "data source"].iloc[-1]
+    if "(mixed)" in env_label:   # the README lists one source per table: say that its rows differ
+        source += f"; the table's runs: {env_label}"
     return Reproduced(name, md_path.read_text(), source, [csv_path, md_path], table=table)
 
 

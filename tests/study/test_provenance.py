@@ -8,6 +8,7 @@ import json
 
 import pandas as pd
 
+from renet_core import study
 from renet_core.base.environment import environment_key, environment_record, write_environment
 from renet_core.engine import ResultsStore
 from renet_core.runall.index import copy_store_rows
@@ -105,3 +106,26 @@ def test_a_damaged_environments_csv_is_named(tmp_path):
     (tmp_path / "demo_environments.csv").write_text(json.dumps({"not": "a csv"}))
     text = provenance.environments_section(tmp_path, "demo")
     assert "Not read" in text and "demo_environments.csv" in text
+
+
+def test_a_reproduced_table_names_its_environments(synth_roots, tmp_path):
+    """Table 4 on one smoke fold: its runs' environment.json (as the engine writes them, or two
+    different ones) are named in its data source and its Markdown, a mix in bold."""
+    kwargs = dict(roots={"bp4d": synth_roots["bp4d"]}, folds=[1], store_dir=tmp_path / "store",
+                  tables_dir=tmp_path / "tables", device="cpu")
+    first = study.reproduce("table4", "smoke", **kwargs)
+    configs = study.spec_configs(study.TABLES["table4"], "smoke", synth_roots["bp4d"], [1], tmp_path / "store")
+    dirs = provenance.config_run_dirs(configs)
+    assert len(dirs) == 2
+    engine_wrote = all((d / "environment.json").is_file() for d in dirs.values())
+    if not engine_wrote:
+        assert "environment not recorded" in first.table["data source"].iloc[-1]
+    records = [_record(), _record(processor="AMD EPYC 7763", isa_flags="avx2 fma")]
+    for folder, record in zip(dirs.values(), records):
+        write_environment(folder, record)
+    again = study.reproduce("table4", "smoke", **kwargs)   # the runs are reused, their records read
+    sources = again.table.loc[again.table["row"] == "this run", "data source"]
+    for record in records:   # each row names the environment of its own runs
+        assert sources.str.contains(environment_key(record)).sum() == 2   # ICC and MAE
+    assert "2 environments (mixed)" in again.source   # the README's one source per table says the mix
+    assert "**This table mixes 2 environments**" in again.markdown and "AMD EPYC 7763" in again.markdown
