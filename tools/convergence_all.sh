@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 33's long computation: measure the converged budget of every (dataset, task, variant)
+# behind a claim, one variant at a time, each with tools/convergence_curves.py --record. Resumable:
+# rerun the same line; finished runs are found by identity in $RENET_CACHE, a cut run resumes from
+# its checkpoint, and a variant whose budget is recorded is measured again in seconds (no training).
+# Order: Table 1 first (the headline claim and the cross-machine check), then the cheap ResNet-18
+# variants, RE-Net intensity, and RE-Net detection (still rising at the demo's 1250 steps, so its
+# ladder starts there: --below 0).
+#
+#   RENET_CACHE=/work/cache nohup tools/convergence_all.sh > /work/cache/convergence.log 2>&1 &
+#   tools/convergence_all.sh --plan      # what each variant has done and would train; trains nothing
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${PY:-}" ]; then
+  source tools/ensure_venv.sh
+fi
+: "${RENET_CACHE:?set RENET_CACHE to a kept cache folder (the runs live there)}"
+export MPLBACKEND=Agg PYTHONUNBUFFERED=1
+VARIANTS=(
+  "bp4d occurrence resnet18 --below 3"
+  "bp4d occurrence renet --below 0"
+  "bp4d occurrence resnet18+DA --below 3"
+  "disfa occurrence resnet18 --below 3"
+  "bp4dplus occurrence resnet18 --below 3"
+  "bp4d intensity resnet18 --below 3"
+  "disfa intensity resnet18 --below 3"
+  "bp4d intensity renet --below 3"
+  "disfa intensity renet --below 3"
+  "disfa occurrence renet --below 0"
+  "bp4dplus occurrence renet --below 0"
+  "bp4d occurrence renet-learnable --below 0"
+  "bp4d occurrence renet-none --below 0"
+  "bp4d occurrence renet+DA --below 0"
+  "bp4d occurrence renet-unseenAU23 --below 0"
+  "bp4d occurrence renet-unseenAU24 --below 0"
+  "bp4d occurrence renet-all --below 0"
+)
+status=0
+for spec in "${VARIANTS[@]}"; do
+  read -r dataset task variant below n <<<"$spec"
+  echo "[convergence] $(date -u '+%F %T') $dataset $task $variant"
+  if [ "${1:-}" = "--plan" ]; then
+    "$PY" tools/convergence_curves.py --dataset "$dataset" --task "$task" --variant "$variant" "$below" "$n" --plan || status=1
+  else
+    "$PY" tools/convergence_curves.py --dataset "$dataset" --task "$task" --variant "$variant" "$below" "$n" --record \
+      || { status=1; echo "[convergence] $variant on $dataset $task failed; going on with the next"; }
+  fi
+done
+echo "[convergence] $(date -u '+%F %T') all variants tried (exit $status)"
+exit $status
