@@ -156,3 +156,17 @@ def test_jpeg_layout_crops_equal_the_training_crops(synth_roots, tmp_path):
         mine = aligned_crop(image, points, 37, reduce, jpeg).astype(float)
         diffs.append(np.abs(mine - read_crop(row.crop, 37)).mean())
     assert max(reductions) > 1 and max(diffs) < 0.5, (reductions, diffs)
+
+
+def test_an_intensity_checkpoint_gives_intensity_columns(trained, tmp_path):
+    """An intensity model (here untrained: only the columns and their range are checked) writes
+    ``AUxx_r`` in [0, 5] and no occurrence columns."""
+    from renet_core.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("renet", [6, 12], task="intensity", relation=np.eye(2))
+    path = save_checkpoint(tmp_path / "intensity.pt", model,
+                           config={"image_size": 32, "dataset": "disfa", "data": "synthetic"})
+    table = quiet_predict(trained.video, checkpoint=path, landmarks=trained.landmarks)
+    assert [c for c in table.columns if c.startswith("AU")] == ["AU06_r", "AU12_r"]
+    assert table[["AU06_r", "AU12_r"]].stack().between(0, 5).all()
