@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from renet_core.base.environment import KEY_FIELDS, describe_environment, read_environment
+from renet_core.base.environment import KEY_FIELDS, describe_environment, environment_key, read_environment
 from renet_core.base.io import to_csv_atomic
 from renet_core.engine import ResultsStore
 from renet_core.study.report import markdown_grid
@@ -83,14 +83,17 @@ def table_environments(records: Mapping[str, dict | None]) -> tuple[str, str]:
 
 
 def environment_rows(records: Mapping[str, dict | None]) -> pd.DataFrame:
-    """One row per run: ``config_hash``, ``environment`` (its key or "not recorded") and the
-    record's :data:`FIELDS` (empty for a run without a record)."""
+    """One row per run: ``config_hash``, ``environment`` (its key or "not recorded"), the
+    record's :data:`FIELDS` (empty for a run without a record) and ``earlier``: the keys of the
+    environments an earlier part of the run was made in (a run resumed or rescored elsewhere;
+    the engine keeps their records under ``earlier``), empty for a run made in one."""
     out = []
     for run, record in sorted(records.items()):
         record = record or {}
+        earlier = " ".join(environment_key(e) for e in record.get("earlier") or [] if isinstance(e, dict))
         out.append({"config_hash": run, "environment": record.get("key", NOT_RECORDED),
-                    **{f: record.get(f) for f in FIELDS}})
-    return pd.DataFrame(out, columns=["config_hash", "environment", *FIELDS])
+                    **{f: record.get(f) for f in FIELDS}, "earlier": earlier})
+    return pd.DataFrame(out, columns=["config_hash", "environment", *FIELDS, "earlier"])
 
 
 def store_environments(store: str | os.PathLike, hashes: Iterable[str]) -> pd.DataFrame:

@@ -74,7 +74,8 @@ def test_copy_store_rows_writes_the_environments_and_keeps_committed_ones(tmp_pa
     old = provenance.environment_rows({"cc": dict(committed, key=environment_key(committed)),
                                        "aa": None})
     old.to_csv(results / "smoke_environments.csv", index=False)
-    here = _record()
+    before = _record(threads=4)
+    here = _record(earlier=[before])   # a run resumed in another environment (the engine keeps the first)
     store = _store_with_runs(tmp_path / "store", {"aa": here, "bb": None})
     copy_store_rows("smoke", results, store.root)
     envs = pd.read_csv(results / "smoke_environments.csv", dtype={"config_hash": str}).set_index("config_hash")
@@ -82,6 +83,7 @@ def test_copy_store_rows_writes_the_environments_and_keeps_committed_ones(tmp_pa
     assert envs.loc["aa", "environment"] == environment_key(here)            # this store's record replaces
     assert envs.loc["bb", "environment"] == provenance.NOT_RECORDED
     assert envs.loc["cc", "processor"] == "Committed CPU"                    # made elsewhere: kept
+    assert envs.loc["aa", "earlier"] == environment_key(before) and pd.isna(envs.loc["bb", "earlier"])
     assert envs.loc["aa", "isa_flags"] == here["isa_flags"] and envs.loc["aa", "torch"] == here["torch"]
     assert (results / "smoke_runs.csv").is_file()
 
