@@ -127,6 +127,8 @@ def predict(inputs, run=None, checkpoint=None, landmarks=None, detector: FaceDet
     for problem in problems:
         warnings.warn(problem.message, stacklevel=2)
     table = pd.DataFrame(rows, columns=ID_COLUMNS + au_columns(loaded))
+    for column in [c for c in table.columns if c.endswith("_c")]:   # 0/1, empty without a face
+        table[column] = table[column].astype("Int64")
     table.attrs.update(problems=[p.message for p in problems], seconds=seconds, run=str(loaded.checkpoint),
                        synthetic_training=loaded.synthetic, task=loaded.task, aus=loaded.aus,
                        detector=getattr(detector, "name", "landmark file") if tables is None else "landmark file")

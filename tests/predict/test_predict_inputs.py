@@ -134,6 +134,7 @@ def test_command_line_writes_openface_columns(trained, tmp_path, capsys):
     assert table.columns.tolist() == (["input", "frame", "face_id", "timestamp", "confidence", "success"]
                                       + [f"{a}_c" for a in aus] + [f"{a}_p" for a in aus])
     assert len(table) == len(trained.test)
+    assert table[f"{aus[0]}_c"].dtype == np.int64 and table[f"{aus[0]}_c"].isin([0, 1]).all()   # OpenFace: 0/1
     assert "SynthAU" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="clip.mp4"):
         main(["predict", str(tmp_path / "clip.mp4"), "--run", str(trained.result.run_dir), "--landmarks",
