@@ -299,8 +299,9 @@ def merge_claims(board: pd.DataFrame, committed: Path) -> tuple[pd.DataFrame, in
     out = pd.DataFrame.from_records(merged, columns=board.columns)
     if "renet_steps" in out:
         out["renet_steps"] = pd.array([None if pd.isna(v) else int(v) for v in out["renet_steps"]], dtype="Int64")
-    if "under_trained" in out:
-        out["under_trained"] = [str(v).strip().lower() in ("true", "1", "1.0") for v in out["under_trained"]]
+    for flag in ("under_trained", "converged"):   # booleans as CSV text -> bool (a kept row of an older file)
+        if flag in out:
+            out[flag] = [str(v).strip().lower() in ("true", "1", "1.0") for v in out[flag]]
     out.attrs.update(attrs)
     return out, kept
 
