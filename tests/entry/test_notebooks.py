@@ -191,6 +191,9 @@ def test_copied_store_rows_merge_instead_of_replacing(tmp_path):
     pd.DataFrame([{**row, "value": 0.1, "config_hash": "old"}]).to_csv(results / "demo_runs.csv", index=False)
     pd.DataFrame([{**row, "value": 0.2, "config_hash": "new"},
                   {**row, "au": 2, "value": 0.3, "config_hash": "new"}]).to_csv(store / "results.csv", index=False)
+    from renet_core.engine.store import ResultsStore
+
+    ResultsStore(store).mark_done("new", {})          # only rows of finished runs are copied (issue 31)
     index.copy_store_rows("demo", results, store)
     merged = pd.read_csv(results / "demo_runs.csv")
     assert sorted(zip(merged["config_hash"], merged["au"])) == [("new", 1), ("new", 2), ("old", 1)]
@@ -340,5 +343,5 @@ def test_runs_trained_ahead_in_two_processes_are_the_notebooks_runs(tmp_path, mo
     lines = []
     train_ahead(the_plan, 2, say=lines.append)
     assert the_plan.done() == set(the_plan.configs) and len(the_plan.configs) == 2
-    assert any("2 processes of 1 thread" in line for line in lines)
+    assert any("2 processes of 2 thread(s)" in line for line in lines)   # each run's own threads (issue 31)
     assert lines[-1].endswith("all 2 done")
