@@ -6,7 +6,9 @@ Each notebook in ``notebooks/`` is executed (some once per dataset, e.g. ``01_de
 BP4D, DISFA and BP4D+; an opt-in one, ``jobs.OPT_IN``, only when ``--only`` names it) with the parameters ``profile``, the output folders and the dataset
 roots from ``$RENET_BP4D``, ``$RENET_DISFA``, ``$RENET_BP4DPLUS`` (a dataset that is not
 configured falls back to its SynthAU twin, and its tables say so). Executed copies go to
-``results/notebooks/``. A failing notebook does not stop the others; the exit status is non-zero
+``results/notebooks/``; their logs, status and outputs manifests (and the last full run's
+``total.json``) to ``results/notebooks/records/`` (:mod:`renet_core.runall.records`), a folder
+a reader can skip. A failing notebook does not stop the others; the exit status is non-zero
 if any failed. ``--jobs N`` runs N notebooks at a time, spread over the GPUs with
 ``CUDA_VISIBLE_DEVICES`` when there are several.
 
@@ -33,6 +35,7 @@ from renet_core.engine import PROFILE_NAMES
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
 from renet_core.runall.jobs import OPT_IN, REPO, discover_jobs, run_jobs, select_jobs
 from renet_core.runall.plan import Reporter, make_plan, progress_line
+from renet_core.runall.records import TOTAL, record_path, records_dir
 from renet_core.runall.pool import train_ahead
 
 
@@ -117,7 +120,7 @@ def main(argv=None) -> int:
     reporter.stop()
     copy_store_rows(args.profile, results, store)
     if len(outcome) == len(all_jobs):   # a full study: its total time goes into the README
-        write_text_atomic(results / "notebooks" / "total.json", json.dumps(
+        write_text_atomic(record_path(results, TOTAL), json.dumps(
             {"seconds": round(time.perf_counter() - started, 1), "notebooks": len(outcome), "profile": args.profile,
              "commit": commit, "finished": dt.datetime.now().strftime(TIME_FORMAT),
              **({"store": str(store)} if store else {})}, indent=2))
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
     failed = [r.job.name for r in outcome if r.status != "ok"]
     print(f"[runall] {len(outcome) - len(failed)} ok, {len(failed)} failed; see {readme}")
     if failed:
-        print(f"[runall] failed: {', '.join(failed)} (logs in {results / 'notebooks'})", file=sys.stderr)
+        print(f"[runall] failed: {', '.join(failed)} (logs in {records_dir(results)})", file=sys.stderr)
     return 1 if failed else 0
 
 

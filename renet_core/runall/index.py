@@ -20,6 +20,7 @@ from renet_core.base.device import pick_device
 from renet_core.base.io import TIME_FORMAT, to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore
 from renet_core.runall.plan import fresh_cache_seconds, job_overhead, make_plan
+from renet_core.runall.records import TOTAL, find_record
 from renet_core.study import default_store, finished_rows, scoreboard
 from renet_core.study.claims import render as render_claims
 from renet_core.study.provenance import environments_section, write_environments
@@ -49,21 +50,24 @@ def git_commit(repo: Path = REPO) -> str:
 
 def load_statuses(results: Path, names: Sequence[str]) -> list[dict]:
     """The recorded status of every job in ``names`` that has run (in that order), with the
-    outputs its notebook recorded (only for successful runs)."""
+    outputs its notebook recorded (only for successful runs; ``path`` relative to the manifest's
+    folder, :func:`output_path`). Records are read from ``results/notebooks/records/``, or from
+    ``results/notebooks/`` where an older run wrote them (:func:`renet_core.runall.records.find_record`);
+    a job's manifest is read from the folder of its status."""
     out = []
     for name in names:
-        path = results / "notebooks" / f"{name}.status.json"
+        path = find_record(results, f"{name}.status.json")
         if not path.exists():
             continue
         try:
             status = json.loads(path.read_text())
         except ValueError:
             continue
-        manifest = results / "notebooks" / f"{name}.outputs.json"
+        manifest = path.parent / f"{name}.outputs.json"
         status["outputs"] = []
         if status.get("status") == "ok" and manifest.exists():
             try:
-                status["outputs"] = json.loads(manifest.read_text())
+                status["outputs"] = [dict(o, base=str(manifest.parent)) for o in json.loads(manifest.read_text())]
             except ValueError:
                 pass
         out.append(status)
@@ -77,14 +81,14 @@ def _rel(path: str, base: Path) -> str:
         return str(path)
 
 
-def output_path(path: str, results: Path) -> Path:
-    """Where a manifest's output is: manifests hold paths relative to their folder
-    (``results/notebooks``); an absolute path written in another checkout (older manifests) is
-    taken from its ``results/`` or ``figures/`` part on, in this one, so no link leaves the
-    repository."""
+def output_path(path: str, results: Path, base: Path | None = None) -> Path:
+    """Where a manifest's output is: manifests hold paths relative to their folder ``base``
+    (``results/notebooks/records``; ``results/notebooks`` for a manifest of the old layout, the
+    default); an absolute path written in another checkout (older manifests) is taken from its
+    ``results/`` or ``figures/`` part on, in this one, so no link leaves the repository."""
     given = Path(path)
     if not given.is_absolute():
-        return results / "notebooks" / given
+        return (results / "notebooks" if base is None else Path(base)) / given
     repo = results.resolve().parent
     if given.resolve().is_relative_to(repo):
         return given
@@ -105,7 +109,8 @@ def readme_text(statuses: list[dict], results: Path, device: str, provenance: st
     n_failed = sum(s["status"] != "ok" for s in statuses)
     lines = ["# Regenerated tables and figures", "",
              "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
-             "markdown file with the paper's values, this run's values and their difference; figures are PNG.", "",
+             "markdown file with the paper's values, this run's values and their difference; figures are PNG. "
+             "The executed notebooks are in `notebooks/`; their logs and run records in `notebooks/records/`.", "",
              f"- device of the last run: {device}",
              f"- notebooks: {len(statuses) - n_failed} ok, {n_failed} failed", *_total_line(results),
              *([provenance] if provenance else []), ""]
@@ -122,7 +127,7 @@ def readme_text(statuses: list[dict], results: Path, device: str, provenance: st
         if not s["outputs"]:
             body.append(["", "(none recorded)", *common, s.get("error", "")])
         for o in s["outputs"]:
-            path = output_path(o["path"], results)
+            path = output_path(o["path"], results, o.get("base"))
             body.append([o.get("kind", ""), f"[{o['name']}]({_rel(path, results)})", *common, o["data_source"]])
     header = ["kind", "output", "notebook", "status", "run time", "fresh cache", "profile", "commit",
               "data source / error"]
@@ -137,7 +142,7 @@ def readme_text(statuses: list[dict], results: Path, device: str, provenance: st
 
 def _total_line(results: Path) -> list[str]:
     """The wall time of the last full ``run_all`` (every notebook, SynthAU writing included)."""
-    path = results / "notebooks" / "total.json"
+    path = find_record(results, TOTAL)
     try:
         total = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -157,7 +162,7 @@ def run_provenance(results: Path, profile: str, store: Path | None = None) -> st
     recorded epoch times give the fresh-cache estimate, :func:`_typical_run_seconds`). From the
     runs' ``done.json`` ("finished", "history") and ``total.json``; empty when either is missing."""
     try:
-        total = json.loads((results / "notebooks" / "total.json").read_text())
+        total = json.loads(find_record(results, TOTAL).read_text())
         end = dt.datetime.strptime(total["finished"], TIME_FORMAT)
         start = end - dt.timedelta(seconds=float(total["seconds"]))
         rows_by_table, _ = finished_rows(profile, store_dir=store)
@@ -238,7 +243,7 @@ def write_readme(results: Path, names: Sequence[str], profile: str | None = None
     claims.csv, and a line the store cannot give keeps the README's: nothing committed is wiped."""
     board_profile, board_store = profile, store
     try:
-        total = json.loads((results / "notebooks" / "total.json").read_text())
+        total = json.loads(find_record(results, TOTAL).read_text())
     except (OSError, ValueError):
         total = {}
     if profile and total.get("profile") and total["profile"] != profile:

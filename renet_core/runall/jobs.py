@@ -28,6 +28,7 @@ import yaml
 
 from renet_core.base.io import TIME_FORMAT, write_text_atomic
 from renet_core.runall.index import git_commit
+from renet_core.runall.records import RECORDS, notebooks_dir, record_path, records_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,7 +99,7 @@ def job_parameters(job: Job, profile: str, results: Path, figures: Path, extra: 
     shows paths of the repository, not of the machine that ran it."""
     here = job.notebook.parent.resolve()
     params = {"profile": profile, "tables_dir": relative_to(results, here), "figures_dir": relative_to(figures, here),
-              "manifest": relative_to(results / "notebooks" / f"{job.name}.outputs.json", here),
+              "manifest": relative_to(record_path(results, f"{job.name}.outputs.json"), here),
               **extra, **job.parameters}
     declared = declared_parameters(job.notebook)
     return {k: v for k, v in params.items() if k in declared}
@@ -160,16 +161,20 @@ def end_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def run_job(job: Job, params: dict, out_dir: Path, env: dict, timeout: float | None,
-            stop=None) -> JobResult:
+            stop=None, log_dir: Path | None = None) -> JobResult:
     """Execute one notebook with papermill in a subprocess (its own environment, e.g.
-    ``CUDA_VISIBLE_DEVICES``); the executed copy goes to ``out_dir/<name>.ipynb``.
+    ``CUDA_VISIBLE_DEVICES``); the executed copy goes to ``out_dir/<name>.ipynb``, its log (and
+    the parameters while it runs) to ``log_dir`` (default ``out_dir/records``,
+    :mod:`renet_core.runall.records`).
 
     The job ends early, status "interrupted", when ``stop`` (a ``threading.Event``) is set or this
     thread is interrupted (Ctrl-C, or SIGTERM through :func:`renet_core.runall.__main__.main`);
     after ``timeout`` seconds, status "failed". Either way :func:`end_process` stops it."""
+    log_dir = out_dir / RECORDS if log_dir is None else log_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    out_nb, log = out_dir / f"{job.name}.ipynb", out_dir / f"{job.name}.log"
-    param_file = out_dir / f".{job.name}.params.yaml"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out_nb, log = out_dir / f"{job.name}.ipynb", log_dir / f"{job.name}.log"
+    param_file = log_dir / f".{job.name}.params.yaml"
     write_text_atomic(param_file, yaml.safe_dump(params))
     cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(out_nb), "-f", str(param_file),
            "--cwd", str(job.notebook.parent), "--log-output", "--no-progress-bar", "-k", "python3"]
@@ -243,7 +248,7 @@ def gpu_count() -> int:
 def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs: int = 1,
              extra: dict | None = None, timeout: float | None = None, commit: str | None = None) -> list[JobResult]:
     """Run the jobs, ``n_jobs`` at a time; with several GPUs each running job gets one. Each
-    job's status is written to ``results/notebooks/<job>.status.json`` as soon as it ends.
+    job's status is written to ``results/notebooks/records/<job>.status.json`` as soon as it ends.
 
     Interrupted (Ctrl-C, or SIGTERM through :func:`main`), the running notebooks are stopped and
     their processes ended (:func:`run_job`), their status is recorded as "interrupted", no
@@ -255,7 +260,7 @@ def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs
     slots: queue.Queue = queue.Queue()
     for i in range(max(1, n_jobs)):
         slots.put(str(i % gpus) if gpus > 1 else None)
-    out_dir = results / "notebooks"
+    out_dir, log_dir = notebooks_dir(results), records_dir(results)
 
     def one(job: Job) -> JobResult | None:
         slot = slots.get()
@@ -267,7 +272,7 @@ def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs
                 env["CUDA_VISIBLE_DEVICES"] = slot
             print(f"[runall] start {job.name}" + (f" on GPU {slot}" if slot is not None else ""), flush=True)
             params = job_parameters(job, profile, results, figures, extra)
-            result = run_job(job, params, out_dir, env, timeout, stop)
+            result = run_job(job, params, out_dir, env, timeout, stop, log_dir)
             if result.status == "interrupted":
                 stop.set()
             write_status(result, profile, results, commit)
@@ -299,8 +304,8 @@ def run_jobs(jobs: list[Job], profile: str, results: Path, figures: Path, n_jobs
 
 
 def write_status(result: JobResult, profile: str, results: Path, commit: str) -> Path:
-    """``results/notebooks/<job>.status.json``: what README.md reports for this notebook run."""
+    """``results/notebooks/records/<job>.status.json``: what README.md reports for this notebook run."""
     status = {"name": result.job.name, "notebook": result.job.notebook.name, "status": result.status,
               "seconds": round(result.seconds, 1), "error": result.error, "profile": profile, "commit": commit,
               "finished": dt.datetime.now().strftime(TIME_FORMAT), "gpu": result.gpu}
-    return write_text_atomic(results / "notebooks" / f"{result.job.name}.status.json", json.dumps(status, indent=2))
+    return write_text_atomic(record_path(results, f"{result.job.name}.status.json"), json.dumps(status, indent=2))

@@ -182,7 +182,7 @@ class Reporter(threading.Thread):
 def job_overhead(status: dict, plan: Plan) -> float:
     """A job's own seconds beyond the runs it trained (kernel start, tables, figures, SynthAU
     writing where the job did it): its wall time less the recorded seconds of the planned runs
-    that finished inside its time window (``status``: a job's ``status.json``)."""
+    that finished inside its time window (``status``: a job's ``records/<job>.status.json``)."""
     try:
         end = dt.datetime.strptime(status["finished"], TIME_FORMAT)
         start = end - dt.timedelta(seconds=float(status["seconds"]))

@@ -220,7 +220,7 @@ def test_atomic_files_have_ordinary_permissions_and_killing_run_all_ends_its_not
 
     time.sleep(0.5)
     assert all(gone(p) for p in children), [p for p in children if not gone(p)]
-    status = json.loads((results / "notebooks" / "01_sleep.status.json").read_text())
+    status = json.loads((results / "notebooks" / "records" / "01_sleep.status.json").read_text())
     assert status["status"] == "interrupted" and "interrupted" in status["error"]
     assert "01_sleep" in (results / "README.md").read_text()
 

@@ -98,11 +98,17 @@ def test_runall_continues_past_a_failing_notebook_and_exits_nonzero(tmp_path):
                         "--store", str(tmp_path / "store"), "--profile", "smoke"])
     assert code == 1
     assert (results / "fine.md").read_text() == "ok"       # the second notebook still ran
-    status = json.loads((results / "notebooks" / "01_broken.status.json").read_text())
+    status = json.loads((results / "notebooks" / "records" / "01_broken.status.json").read_text())
     assert status["status"] == "failed" and "deliberate failure" in status["error"]
     readme = (results / "README.md").read_text()
-    assert "01_broken" in readme and "failed" in readme and "[fine]" in readme
-    assert (results / "notebooks" / "02_fine.ipynb").exists()
+    assert "01_broken" in readme and "failed" in readme and "[fine](fine.md)" in readme
+    # a reader's view (issue 32): only the executed notebooks beside each other, every machine
+    # record (log, status, outputs manifest, total) in records/, nothing else left behind
+    assert sorted(p.name for p in (results / "notebooks").iterdir()) == ["01_broken.ipynb", "02_fine.ipynb", "records"]
+    assert sorted(p.name for p in (results / "notebooks" / "records").iterdir()) == [
+        "01_broken.log", "01_broken.status.json", "02_fine.log", "02_fine.outputs.json", "02_fine.status.json",
+        "total.json"]
+    assert "deliberate failure" in (results / "notebooks" / "records" / "01_broken.log").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +137,8 @@ def smoke_study(tmp_path_factory):
 @pytest.mark.slow
 def test_every_notebook_runs_in_the_smoke_profile(smoke_study):
     code, base = smoke_study
-    logs = {p.name: p.read_text()[-3000:] for p in (base / "results" / "notebooks").glob("*.log")}
-    failed = [json.loads(p.read_text())["name"] for p in (base / "results" / "notebooks").glob("*.status.json")
+    logs = {p.name: p.read_text()[-3000:] for p in (base / "results" / "notebooks" / "records").glob("*.log")}
+    failed = [json.loads(p.read_text())["name"] for p in (base / "results" / "notebooks" / "records").glob("*.status.json")
               if json.loads(p.read_text())["status"] != "ok"]
     assert code == 0 and not failed, {name: logs.get(f"{name}.log") for name in failed}
     for job in jobs.discover_jobs(NOTEBOOKS):
@@ -211,7 +217,7 @@ def test_readme_says_which_table_runs_the_last_full_run_trained_and_which_it_reu
     from renet_core.engine.store import ResultsStore
 
     results, store = tmp_path / "results", tmp_path / "store"
-    (results / "notebooks").mkdir(parents=True)
+    (results / "notebooks" / "records").mkdir(parents=True)
     assert index.run_provenance(results, "smoke", store) == ""
     configs = study.spec_configs(study.TABLES["table4"], "smoke", folds=[1], store_dir=store)
     runs = ResultsStore(store)
@@ -225,7 +231,7 @@ def test_readme_says_which_table_runs_the_last_full_run_trained_and_which_it_reu
         history = [{"epoch": e, "seconds": 600.0} for e in (1, 2)] + [{"epoch": 3, "seconds": 6000.0}]
         (runs.run_dir(h) / "done.json").write_text(json.dumps({"finished": finished, "history": history}))
     pd.DataFrame(rows).to_csv(store / "results.csv", index=False)
-    (results / "notebooks" / "total.json").write_text(json.dumps(
+    (results / "notebooks" / "records" / "total.json").write_text(json.dumps(
         {"seconds": 3600.0, "notebooks": 14, "profile": "smoke", "commit": "abc", "finished": "2026-01-01 11:30:00"}))
     line = index.run_provenance(results, "smoke", store)
     assert line.startswith("- runs behind the tables: 2; the last full run trained 1 and reused 1")

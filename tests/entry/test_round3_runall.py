@@ -75,28 +75,31 @@ def test_the_commit_stamp_ignores_results_and_figures(tmp_path):
 
 # ----------------------------------------------------------------------------- case 7
 
-def _committed(results: Path) -> tuple[str, pd.DataFrame]:
+def _committed(results: Path, folder: str = "notebooks/records") -> tuple[str, pd.DataFrame]:
     """A results folder as committed by a full demo run: README (provenance line, claims),
-    claims.csv, total.json and one notebook's status."""
-    (results / "notebooks").mkdir(parents=True)
+    claims.csv, total.json and one notebook's status, the records in ``folder`` (``notebooks``:
+    the layout before issue 32 moved them to ``notebooks/records``)."""
+    records = results / folder
+    records.mkdir(parents=True)
     board = pd.read_csv(REPO / "results" / "claims.csv")
     board.to_csv(results / "claims.csv", index=False)
     line = "- runs behind the tables: 21; the last full run trained 21 (all of them: a fresh cache)"
     (results / "README.md").write_text(f"# Regenerated tables and figures\n\n{line}\n")
-    (results / "notebooks" / "total.json").write_text(json.dumps(
+    (records / "total.json").write_text(json.dumps(
         {"seconds": 60.0, "notebooks": 14, "profile": "demo", "commit": "abc", "finished": "2026-01-01 10:00:00"}))
-    (results / "notebooks" / "01_detection_bp4d.status.json").write_text(json.dumps(
+    (records / "01_detection_bp4d.status.json").write_text(json.dumps(
         {"name": "01_detection_bp4d", "notebook": "01_detection.ipynb", "status": "ok", "seconds": 10.0,
          "error": "", "profile": "demo", "commit": "abc", "finished": "2026-01-01 10:00:00", "gpu": None}))
-    (results / "notebooks" / "01_detection_bp4d.outputs.json").write_text(json.dumps(
+    (records / "01_detection_bp4d.outputs.json").write_text(json.dumps(
         [{"name": "table1", "path": "/elsewhere/checkout/results/table1.md", "data_source": "SynthAU", "kind": "table"}]))
     return line, board
 
 
+@pytest.mark.parametrize("folder", ["notebooks/records", "notebooks"])
 @pytest.mark.parametrize("profile", ["smoke", "demo"])
-def test_a_partial_run_keeps_the_committed_scoreboard(tmp_path, profile):
+def test_a_partial_run_keeps_the_committed_scoreboard(tmp_path, profile, folder):
     results, store = tmp_path / "results", tmp_path / "empty-store"
-    line, board = _committed(results)
+    line, board = _committed(results, folder)
     index.write_readme(results, ["01_detection_bp4d", "06_relation_matrices"], profile, store)
     kept = pd.read_csv(results / "claims.csv")
     pd.testing.assert_frame_equal(kept[["claim", "verdict", "difference"]], board[["claim", "verdict", "difference"]])
@@ -107,9 +110,14 @@ def test_a_partial_run_keeps_the_committed_scoreboard(tmp_path, profile):
 
 
 def test_committed_manifests_hold_paths_inside_the_repository():
-    for manifest in sorted((REPO / "results" / "notebooks").glob("*.outputs.json")):
+    manifests = sorted((REPO / "results" / "notebooks" / "records").glob("*.outputs.json"))
+    assert manifests
+    for manifest in manifests:
         for output in json.loads(manifest.read_text()):
             assert not Path(output["path"]).is_absolute(), (manifest.name, output["path"])
-            assert (manifest.parent / output["path"]).resolve().is_relative_to(REPO), (manifest.name, output["path"])
+            target = (manifest.parent / output["path"]).resolve()
+            assert target.is_relative_to(REPO) and target.is_file(), (manifest.name, output["path"])
     assert index.output_path("../table1.md", REPO / "results") == REPO / "results" / "notebooks" / "../table1.md"
+    records = REPO / "results" / "notebooks" / "records"
+    assert index.output_path("../../table1.md", REPO / "results", records) == records / "../../table1.md"
     assert index.output_path("/x/y/figures/f.png", REPO / "results") == REPO / "figures" / "f.png"
