@@ -9,7 +9,7 @@ import pytest
 from renet_core import study
 from renet_core.engine.profiles import profile_setting
 from renet_core.engine.store import ResultsStore
-from renet_core.study import configs, report
+from renet_core.study import budgets, configs, report
 
 
 @pytest.fixture(autouse=True)
@@ -171,6 +171,9 @@ def test_scoreboard_builds_each_tables_configs_once(tmp_path, monkeypatch):
         return real(spec, *args, **kwargs)
 
     monkeypatch.setattr(configs, "spec_configs", counting)   # what table_configs calls
+    empty = tmp_path / "budgets.csv"                          # no budget measured (the shipped file fills up)
+    empty.write_text("profile,data,dataset,task,variant,steps,source\n")
+    monkeypatch.setattr(budgets, "BUDGETS_CSV", empty)
     board = study.scoreboard("demo", store_dir=tmp_path)
     assert len(calls) == len(study.TABLES)
     assert (board["verdict"] == "not run").all() and not board["converged"].any()
