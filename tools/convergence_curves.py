@@ -121,8 +121,8 @@ def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, 
              f"Made by `python tools/convergence_curves.py {command or f'--profile {profile} --dataset {dataset} --task {task} --variant {variant}'}`"
              f" (ladder {', '.join(str(r) for r in rungs)}).", "",
              f"**The rule** (issue 33): the smallest budget at which the mean over {convergence.MIN_FOLDS} folds comes "
-             f"within {budget.margin:g} {unit} of its maximum, the curve reaching at least {convergence.LONGER:g}x "
-             "that budget; none: not converged, budget unknown.", "",
+             f"within {budget.margin:g} {unit} of its maximum, the curve reaching at least {convergence.HORIZON:g}x "
+             f"that budget (three rungs of a ladder spaced {convergence.LONGER:g}x); none: not converged, budget unknown.", "",
              f"**Budget: {budget.steps if budget.converged else 'unknown'}** ({budget.status}: {budget.reason}).", "",
              "| steps | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
     for steps, group in points.groupby("steps"):

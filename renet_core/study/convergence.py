@@ -16,9 +16,13 @@ Here, for one (dataset, task, model variant):
 * the **mean curve** is the mean over folds at each step every fold evaluated with a finite score
   (:func:`mean_curve`); a step missing or NaN on any fold is left out, not imputed;
 * the **converged budget** is the smallest step ``B`` of the mean curve whose score is within
-  :data:`MARGINS` of the curve's maximum, with the curve reaching at least :data:`LONGER` x ``B``
+  :data:`MARGINS` of the curve's maximum, with the curve reaching at least :data:`HORIZON` x ``B``
   (:func:`converged_budget`); no such step: *not converged, budget unknown* (a curve still rising
-  at its end: the rise over its last third is more than the margin);
+  at its end: nothing early enough to be judged is within the margin of its maximum);
+* the ladder's budgets are :data:`LONGER` (1.5x, the issue's "at least 1.5x longer") apart, and a
+  budget is judged by the three rungs above it (:data:`HORIZON` = 1.5^3 = 3.375x): one rung's
+  look-ahead was measured to be myopic for RE-Net, whose curve is flat from 1250 to 1875 steps and
+  then climbs ~6 points by 5000 (docs/reproduction-notes.md, "The convergence rule");
 * fewer than :data:`MIN_FOLDS` folds: *too few folds*, no budget.
 
 A run is then converged when it trained at least its variant's budget (:func:`claim_convergence`);
@@ -35,8 +39,13 @@ from typing import Iterable, Mapping, Sequence
 #: The margin of the rule per task, in the validation score's units: 1 F1 point (F1 as a
 #: fraction, 0.01) for occurrence, 0.01 ICC for intensity (issue 33).
 MARGINS = {"occurrence": 0.01, "intensity": 0.01}
-#: The longer schedule's length as a multiple of the budget it judges (issue 33: "at least 1.5x").
+#: The ladder's spacing: each budget at least this multiple of the one before (issue 33: "a
+#: schedule at least 1.5x longer").
 LONGER = 1.5
+#: The evidence a budget needs: the curve must reach at least this multiple of it (three rungs
+#: of the ladder). A single 1.5x look-ahead accepted RE-Net's 1250 steps on a flat stretch of a
+#: curve that rises ~6 F1 points more by 5000 (measured 2026-12-03; reproduction notes).
+HORIZON = LONGER ** 3
 #: Folds the rule needs (issue 33: "the mean validation curve over 3 folds").
 MIN_FOLDS = 3
 #: Float slack of the comparisons (a score exactly at the margin is within it).
@@ -76,8 +85,8 @@ def rule_text() -> str:
             f"batches, a strategy-1 step of all C AUs counting C). The budget is issue 33's rule, on "
             f"validation data only: the smallest budget at which the mean over {MIN_FOLDS} folds of the "
             f"run's best validation score comes within {100 * MARGINS['occurrence']:g} F1 point "
-            f"({MARGINS['intensity']:g} ICC) of its maximum over schedules at least {LONGER:g}x longer, each "
-            "budget its own run of its own cosine schedule (`tools/convergence_curves.py`, "
+            f"({MARGINS['intensity']:g} ICC) of its maximum, the curve reaching schedules at least {HORIZON:g}x "
+            f"longer (three budgets of a ladder spaced {LONGER:g}x), each budget its own run of its own cosine schedule (`tools/convergence_curves.py`, "
             "`results/convergence_*.md`). A claim with a run below its budget, or with no budget measured "
             "for one of its runs, is marked *not converged*: its verdict may measure the training budget, "
             "not the method.")
@@ -131,7 +140,7 @@ def mean_curve(curves: Mapping[int, Sequence]) -> tuple[list[tuple[int, float]],
     return kept, dropped
 
 
-def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: float = LONGER,
+def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: float = HORIZON,
                      min_folds: int = MIN_FOLDS) -> Budget:
     """Issue 33's rule on ``curves`` (``{fold: [(step, validation score), ...]}``): the smallest
     step ``B`` at which the mean-over-folds curve (:func:`mean_curve`) comes within ``margin`` of
@@ -141,7 +150,7 @@ def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: floa
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin={margin!r}; expected a number >= 0 (0.01: 1 F1 point or 0.01 ICC)")
     if not longer >= 1:
-        raise ValueError(f"longer={longer!r}; expected a number >= 1 (issue 33: 1.5)")
+        raise ValueError(f"longer={longer!r}; expected a number >= 1 (default {HORIZON:g}: three 1.5x rungs)")
     n = len(curves)
     curve, dropped = mean_curve(curves)
     common = dict(folds=n, margin=float(margin), curve=tuple(curve), dropped=tuple(dropped))
@@ -161,12 +170,15 @@ def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: floa
                           f"{peak:.4f} (step {peak_step}) of a curve that reaches step {last} "
                           f"(>= {longer:g} x {step})", **common)
     limit = last / longer
+    if curve[0][0] > limit + _EPS:
+        return Budget(None, "not converged", f"the curve ends at step {last}: too short to judge any of its budgets "
+                      f"(the first, {curve[0][0]}, needs one reaching {longer:g}x it), budget unknown", **common)
     return Budget(None, "not converged", f"no step up to {limit:g} (the curve's end {last} / {longer:g}) is within "
                   f"{margin:g} of its maximum {peak:.4f} at step {peak_step}: still rising at its end, "
                   "budget unknown", **common)
 
 
-def fold_budgets(curves: Mapping[int, Sequence], margin: float, longer: float = LONGER) -> dict:
+def fold_budgets(curves: Mapping[int, Sequence], margin: float, longer: float = HORIZON) -> dict:
     """The rule on each fold's curve alone (``{fold: Budget}``): information beside the mean's
     budget, which is the one that decides."""
     return {fold: converged_budget({fold: curve}, margin, longer, min_folds=1) for fold, curve in curves.items()}
