@@ -35,7 +35,7 @@ CHOICES = {"task": ("occurrence", "intensity"), "model": ("renet", "resnet18"),
            "intensity_rule": tuple(INTENSITY_RULES), "amp": ("auto", "bf16", "fp16", "off"),
            "dataset": tuple(ROOT_ENV), "head": tuple(HEADS), "duplicate_rule": ("frame", "per_au"),
            "landmark_origin": (0, 1), "fold": (1, 2, 3), "synth_size": tuple(SIZES),
-           "synth_setting": tuple(SETTINGS)}
+           "synth_setting": tuple(SETTINGS), "adam_impl": ("default", "foreach", "fused")}
 #: Numeric ranges: field -> (test, what is expected). None (where allowed) is not tested.
 LIMITS = {
     "epochs": (lambda v: v >= 1, "an integer >= 1 (fewer would 'finish' an untrained model)"),
@@ -195,9 +195,9 @@ class ExperimentConfig:
     amp: str = "auto"                     # "auto" (bf16 where supported) | "bf16" | "fp16" | "off"
     channels_last: bool = True            # CUDA only
     num_workers: int = 0
-    threads: int = 2                      # torch threads on the CPU, held fixed and in the identity
-                                          # (they change the sums' order); 0 = every core, resolved
+    threads: int = 2                      # CPU torch threads, in the identity (they order the sums); 0: every core
     eval_batch_size: int | None = None
+    adam_impl: str = "default"            # Adam's kernels: "default" (per tensor) | "foreach" | "fused" (speed)
     progress: bool = True
     force: bool = False                   # retrain even if this config already finished
 

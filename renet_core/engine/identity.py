@@ -33,10 +33,13 @@ TRAINING_VERSION = 2
 #: defaults, so that runs made before they existed keep their identity.
 #: ``threads`` (round 4): the runs made before it trained with 2 threads (the notebooks use every
 #: core; the committed study was made on 2 cores); ``eval_batch_size``: the batch of the
-#: evaluation passes, which picks the kernels and so can move a score at the threshold.
+#: evaluation passes, which picks the kernels and so can move a score at the threshold;
+#: ``adam_impl`` (issue 33's speed levers): foreach and fused Adam order the update's arithmetic
+#: otherwise, so a run made with either is another run.
 LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au_lr_scale": 1.0,
                 "lr_schedule": "constant", "landmark_origin": 1, "duplicate_rule": "frame",
-                "synth_coupling": 1.0, "synth_setting": "default", "threads": 2, "eval_batch_size": None}
+                "synth_coupling": 1.0, "synth_setting": "default", "threads": 2, "eval_batch_size": None,
+                "adam_impl": "default"}
 #: Fields that do not change a run's results (left out of the hash). ``root`` enters it through
 #: :func:`data_identity`; ``method`` and ``profile`` are labels; ``num_workers`` only changes
 #: the speed (TRAINING_VERSION 2), and the paper profile derives it from the machine. The device

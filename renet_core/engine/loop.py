@@ -147,11 +147,15 @@ def parameter_groups(model, cfg) -> list[dict]:
 
 
 def make_optimizer(model, cfg) -> torch.optim.Optimizer:
-    """Adam (section 4.3) over :func:`parameter_groups`; each group keeps its ``base_lr``."""
+    """Adam (section 4.3) over :func:`parameter_groups`; each group keeps its ``base_lr``.
+    ``cfg.adam_impl`` picks torch's kernels (a speed lever, issue 33): "default" leaves the
+    choice to torch (per tensor on the CPU), "foreach" and "fused" ask for those implementations."""
     groups = parameter_groups(model, cfg)
     for group in groups:
         group["base_lr"] = group["lr"]
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    impl = getattr(cfg, "adam_impl", "default")
+    kernels = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(impl, {})
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kernels)
 
 
 def lr_factor(cfg, epoch: int, step: int, steps_per_epoch: int) -> float:
