@@ -15,7 +15,14 @@ Each profile is one dict with these keys (read by :func:`profile_setting`):
   ``table_budgets`` stay and so do the run identities;
 * ``folds``: ``{table: folds}`` run when a notebook gives none, ``"*"`` for any other table;
 * ``efficiency``: the section 4.7 measurement (input side, batches, repeats, seconds each);
-* ``dynamics``: notebook 09's default curves (steps, evaluation interval, variants).
+* ``dynamics``: notebook 09's default curves (steps, evaluation interval, variants);
+* ``budgets_from``: the profile whose measured budgets judge this one's runs (None: its own);
+  the preview's are the demo's (same data, same variants, only shorter runs);
+* ``preview``: a quick look, never the study: every table and the scoreboard say its verdicts are
+  not converged and point to ``./run_all.sh`` (:mod:`renet_core.study.preview`), and every claim
+  is marked not converged;
+* ``output_subdir``: where ``run_all`` writes by default, under ``results/`` and ``figures/``
+  (None: those folders themselves, the committed study).
 
 The profiles:
 
@@ -27,6 +34,15 @@ The profiles:
   runs behind the BP4D detection tables train 1250 steps (``table_budgets``; the parity point of
   notebook 09's curves), the others the profile's 100. Table 1 runs on three folds, the others
   on fold 1. Synthetic data: never a reproduction of the paper's numbers.
+* ``preview``: the demo's settings and data (the same SynthAU draw, prepared crops and stand-in
+  backbones in a cache) at 100 one-AU steps a run (2 epochs x 50) on the demo's 3 folds, with a
+  shorter section 4.7 timing and shorter notebook 09 curves, so that the whole study
+  (``./run_all.sh --profile preview``: 51 runs, 3 stand-in backbones, every default notebook)
+  fits 45 minutes on 2 cores from a fresh cache (an estimate from the demo's recorded per-step
+  and per-run costs, about 35-40 min; the measured time is the README's). Its runs are far below
+  the demo's converged budgets (``budgets_from``), so its scoreboard marks every claim not
+  converged and every table says so. It writes to ``results/preview/`` and ``figures/preview/``,
+  never over the committed study.
 * ``paper``: section 4.3: 224 px crops from 256 px aligned faces, Adam lr 1e-4, batch 100, early
   stopping, torchvision's ImageNet ResNet-18 (the paper is silent; the field's public code does
   this; ``pretrained=None`` trains from scratch); real data from ``$RENET_BP4D`` etc. Its loader
@@ -48,6 +64,14 @@ from typing import Any
 from renet_core.base.device import loader_workers
 
 _DYNAMICS_VARIANTS = ("resnet18", "renet", "renet-lrC")
+_DEMO_CONFIG: dict[str, Any] = {
+    "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,
+    "batch_size": 32, "lr": 1e-3, "epochs": 4, "steps_per_epoch": 25, "patience": 2,
+    "val_fraction": 0.15, "val_max_frames": 120, "save_features": 300, "bn_refresh_batches": 4,
+    "au_lr_scale": "C", "lr_schedule": "cosine", "pretrained": "standin",
+}
+#: The preview's training: one-AU steps per run, in this many epochs (validation passes).
+PREVIEW_EPOCHS, PREVIEW_STEPS_PER_EPOCH = 2, 50
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -63,20 +87,34 @@ PROFILES: dict[str, dict[str, Any]] = {
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 32, "batches": [2], "repeats": 2, "budget": 2.0},
         "dynamics": {"steps": 8, "eval_every": 4, "variants": _DYNAMICS_VARIANTS},
+        "budgets_from": None,
+        "preview": False,
+        "output_subdir": None,
     },
     "demo": {
-        "config": {
-            "profile": "demo", "data": "synthetic", "synth_size": "demo", "image_size": 48,
-            "batch_size": 32, "lr": 1e-3, "epochs": 4, "steps_per_epoch": 25, "patience": 2,
-            "val_fraction": 0.15, "val_max_frames": 120, "save_features": 300, "bn_refresh_batches": 4,
-            "au_lr_scale": "C", "lr_schedule": "cosine", "pretrained": "standin",
-        },
+        "config": _DEMO_CONFIG,
         "table_budgets": {"*": {"epochs": 5, "steps_per_epoch": 250}},
         "parity_steps": {("bp4d", "occurrence"): 1250},
         "per_run_budgets": False,
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 224, "batches": [1, 16], "repeats": 3, "budget": 15.0},
         "dynamics": {"steps": 150, "eval_every": 50, "variants": _DYNAMICS_VARIANTS},
+        "budgets_from": None,
+        "preview": False,
+        "output_subdir": None,
+    },
+    "preview": {
+        "config": dict(_DEMO_CONFIG, profile="preview", epochs=PREVIEW_EPOCHS,
+                       steps_per_epoch=PREVIEW_STEPS_PER_EPOCH),
+        "table_budgets": {},
+        "parity_steps": {("bp4d", "occurrence"): 1250},   # the demo's (same data): information only
+        "per_run_budgets": False,
+        "folds": {"*": (1, 2, 3)},
+        "efficiency": {"size": 224, "batches": [1, 8], "repeats": 2, "budget": 5.0},
+        "dynamics": {"steps": 60, "eval_every": 20, "variants": _DYNAMICS_VARIANTS},
+        "budgets_from": "demo",
+        "preview": True,
+        "output_subdir": "preview",
     },
     "paper": {
         "config": {
@@ -90,6 +128,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "folds": {"*": (1, 2, 3)},
         "efficiency": {"size": 224, "batches": [1, 100], "repeats": 10, "budget": 30.0},
         "dynamics": {"steps": 6000, "eval_every": 500, "variants": "all"},
+        "budgets_from": None,
+        "preview": False,
+        "output_subdir": None,
     },
 }
 PROFILE_NAMES = tuple(PROFILES)
@@ -102,7 +143,7 @@ def _profile(name: str) -> dict[str, Any]:
 
 
 def get_profile(name: str) -> dict:
-    """The config fields of profile ``name`` ("smoke", "demo" or "paper"); a fresh copy."""
+    """The config fields of profile ``name`` ("smoke", "demo", "preview" or "paper"); a fresh copy."""
     return copy.deepcopy(_profile(name)["config"])
 
 

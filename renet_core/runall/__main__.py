@@ -10,7 +10,9 @@ configured falls back to its SynthAU twin, and its tables say so). Executed copi
 ``total.json``) to ``results/notebooks/records/`` (:mod:`renet_core.runall.records`), a folder
 a reader can skip. A failing notebook does not stop the others; the exit status is non-zero
 if any failed. ``--jobs N`` runs N notebooks at a time, spread over the GPUs with
-``CUDA_VISIBLE_DEVICES`` when there are several.
+``CUDA_VISIBLE_DEVICES`` when there are several. The ``preview`` profile (a quick look, every
+claim not converged) writes to ``results/preview/`` and ``figures/preview/`` unless
+``--results`` / ``--figures`` say otherwise (:func:`output_dirs`).
 
 What each notebook reproduces is declared in ``renet_core.study``; a notebook lists what it
 wrote in a small manifest (:func:`renet_core.study.record_outputs`) that the index
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 from renet_core.base.io import TIME_FORMAT, write_text_atomic
-from renet_core.engine import PROFILE_NAMES
+from renet_core.engine import PROFILE_NAMES, profile_setting
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
 from renet_core.runall.jobs import OPT_IN, REPO, discover_jobs, run_jobs, select_jobs
 from renet_core.runall.plan import Reporter, make_plan, progress_line
@@ -49,8 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(--list marks them)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks at a time (one GPU each when there are several)")
     p.add_argument("--notebooks", default=str(REPO / "notebooks"))
-    p.add_argument("--results", default=str(REPO / "results"))
-    p.add_argument("--figures", default=str(REPO / "figures"))
+    p.add_argument("--results", default=None,
+                   help="tables folder (default results/, or results/<subdir> for a profile with an output_subdir: "
+                        "the preview writes to results/preview/, never over the committed study)")
+    p.add_argument("--figures", default=None, help="figures folder (default figures/, or figures/<subdir> likewise)")
     p.add_argument("--store", default=None, help="runs folder (default $RENET_CACHE/runs/<profile>)")
     p.add_argument("--folds", default=None, help="e.g. 1,2,3 (default: all three)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
@@ -58,7 +62,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-jobs", type=int, default=0, metavar="N",
                    help="train the notebooks' runs first, N processes at a time (0: the notebooks train them)")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.results, args.figures = output_dirs(args.profile, args.results, args.figures)
+    return args
+
+
+def output_dirs(profile: str, results: str | None = None, figures: str | None = None) -> tuple[str, str]:
+    """Where run_all writes tables and figures: the folders given, else ``results/`` and
+    ``figures/`` of the repository, each under the profile's ``output_subdir`` when it has one
+    (the preview: ``results/preview/``, ``figures/preview/``), so that a quick look never
+    overwrites the committed study."""
+    sub = profile_setting(profile, "output_subdir") or ""   # Path("results") / "" is results/ itself
+    return results or str(REPO / "results" / sub), figures or str(REPO / "figures" / sub)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from renet_core.runall.plan import fresh_cache_seconds, job_overhead, make_plan
 from renet_core.runall.records import TOTAL, find_record
 from renet_core.study import default_store, finished_rows, scoreboard
 from renet_core.study.claims import render as render_claims
+from renet_core.study.preview import notice as preview_notice
 from renet_core.study.provenance import environments_section, write_environments
 from renet_core.study.report import markdown_grid
 
@@ -100,14 +101,15 @@ def output_path(path: str, results: Path, base: Path | None = None) -> Path:
 
 
 def readme_text(statuses: list[dict], results: Path, device: str, provenance: str = "",
-                fresh: dict[str, float | None] | None = None) -> str:
+                fresh: dict[str, float | None] | None = None, notice: str = "") -> str:
     """The text of ``results/README.md``: every table and figure with its notebook's status, run
     time, what it costs on a fresh cache (``fresh``: seconds per job, :func:`fresh_costs`),
     profile, data source and commit; ``provenance`` (:func:`run_provenance`) says which of the
-    tables' runs the last full run trained and which it found finished in the store."""
+    tables' runs the last full run trained and which it found finished in the store; ``notice``
+    (a preview's, :func:`renet_core.study.preview.notice`) comes first, under the title."""
     fresh = fresh or {}
     n_failed = sum(s["status"] != "ok" for s in statuses)
-    lines = ["# Regenerated tables and figures", "",
+    lines = ["# Regenerated tables and figures", "", *([notice, ""] if notice else []),
              "Written by `python -m renet_core.runall` (`./run_all.sh`). Each table is a CSV and a rendered "
              "markdown file with the paper's values, this run's values and their difference; figures are PNG. "
              "The executed notebooks are in `notebooks/`; their logs and run records in `notebooks/records/`.", "",
@@ -255,7 +257,7 @@ def write_readme(results: Path, names: Sequence[str], profile: str | None = None
         provenance = next((line for line in old.splitlines() if line.startswith(PROVENANCE_START)), "")
     statuses = load_statuses(results, names)
     fresh = fresh_costs(statuses, board_profile, board_store) if board_profile else {}
-    text = readme_text(statuses, results, describe_device(), provenance, fresh)
+    text = readme_text(statuses, results, describe_device(), provenance, fresh, preview_notice(board_profile))
     if board_profile:
         text += "\n" + claims_section(board_profile, results, board_store)
         text += environments_section(results, board_profile)

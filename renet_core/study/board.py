@@ -17,10 +17,11 @@ from renet_core.engine import ResultsStore, fingerprints_once
 from renet_core.engine.execute import stored_rows
 from renet_core.engine.store import is_synthetic
 from renet_core.study import claims
-from renet_core.study.budgets import au_steps, recorded_budgets
+from renet_core.study.budgets import au_steps, budgets_profile, recorded_budgets
 from renet_core.study.configs import chance_rows, select_rows, table_configs
 from renet_core.study.convergence import claim_convergence
 from renet_core.study.figures import feature_inputs
+from renet_core.study.preview import notice, preview_mark
 from renet_core.study.tables import CHANCE_ENTRIES, TABLE_OF, TABLES, TSNE_AUS
 
 #: RE-Net is at parity when its best validation score is at most this far below ResNet-18's
@@ -99,6 +100,8 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
     board["val_gap"] = [gap.get(t) for t in board["table"]]
     board["converged"] = [bool(marks.get(c, (False, ""))[0]) for c in board["claim"]]
     board["convergence"] = [marks.get(c, (False, "no runs"))[1] for c in board["claim"]]
+    if notice(profile):
+        board.attrs["notice"] = notice(profile)   # claims.render: a preview says so above its table
     return board
 
 
@@ -116,15 +119,17 @@ def claim_runs(configs_by_table: dict[str, dict]) -> dict[str, list]:
 
 def convergence_marks(runs_by_claim: dict[str, list], profile: str, budgets_path=None) -> dict[str, tuple[bool, str]]:
     """``{claim: (converged?, why not)}`` (:func:`renet_core.study.convergence.claim_convergence`):
-    each run's one-AU steps against the budget recorded for its variant under ``profile`` and its
-    data (:func:`renet_core.study.budgets.recorded_budgets`)."""
-    recorded = recorded_budgets(budgets_path)
+    each run's one-AU steps against the budget recorded for its variant and data under the
+    profile whose budgets judge ``profile`` (:func:`renet_core.study.budgets.budgets_profile`:
+    the preview's are the demo's) (:func:`renet_core.study.budgets.recorded_budgets`). A
+    preview's claims are never converged (:func:`renet_core.study.preview.preview_mark`)."""
+    recorded, source = recorded_budgets(budgets_path), budgets_profile(profile)
     out = {}
     for claim, cfgs in runs_by_claim.items():
         runs = [{"dataset": c.dataset, "task": c.task, "variant": c.method_name(), "steps": au_steps(c)} for c in cfgs]
-        budgets = {(c.dataset, c.task, c.method_name()): recorded.get((profile, c.data, c.dataset, c.task,
+        budgets = {(c.dataset, c.task, c.method_name()): recorded.get((source, c.data, c.dataset, c.task,
                                                                        c.method_name())) for c in cfgs}
-        out[claim] = claim_convergence(runs, {k: v for k, v in budgets.items() if v is not None})
+        out[claim] = preview_mark(profile, claim_convergence(runs, {k: v for k, v in budgets.items() if v is not None}))
     return out
 
 

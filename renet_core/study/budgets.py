@@ -12,7 +12,9 @@ at least :data:`convergence.LONGER` x, so that each budget is judged by the next
 
 The profile's ``per_run_budgets`` switch (:func:`per_run_budgets`) makes the study's configs
 (:func:`renet_core.study.configs.spec_configs`) train each run at its recorded budget; off, or with
-no budget recorded, the profile's own budget stays, and with it every run identity.
+no budget recorded, the profile's own budget stays, and with it every run identity. A profile's
+runs are judged against the budgets of :func:`budgets_profile` (its ``budgets_from``): the
+preview's against the demo's.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ def record_budget(profile: str, cfg, steps: int, source: str, path: str | os.Pat
     row = dict(zip(COLUMNS, (*key, str(int(steps)), source)))
     frame = pd.concat([frame[~same], pd.DataFrame([row])], ignore_index=True)[list(COLUMNS)]
     return to_csv_atomic(frame.sort_values(list(COLUMNS[:5])), path, index=False)
+
+
+def budgets_profile(profile: str) -> str:
+    """The profile whose recorded budgets judge ``profile``'s runs: its ``budgets_from`` (the
+    preview's are the demo's: same data and variants, only shorter runs), else itself."""
+    return profile_setting(profile, "budgets_from") or profile
 
 
 def per_run_budgets(profile: str) -> bool:

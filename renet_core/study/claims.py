@@ -256,7 +256,8 @@ def render(board: pd.DataFrame) -> str:
     the folds, the test-sampling standard error, and where the study adds them (``converged``,
     :mod:`renet_core.study.board`) the validation gap (information only) and whether the claim is
     converged (issue 33's rule, stated once in the header), then the verdict, marked *not
-    converged* where it is not (the mark never changes the verdict), and the data."""
+    converged* where it is not (the mark never changes the verdict), and the data. A board whose
+    ``attrs["notice"]`` is set (a preview's: :mod:`renet_core.study.board`) says so above the table."""
     marked = "converged" in board
     real = (board["data"] == "real").any()
     body = []
@@ -311,5 +312,7 @@ def render(board: pd.DataFrame) -> str:
         lines[-1] += (" **Paper inside**: whether the paper's own printed difference lies inside the interval "
                       "(consistent with the paper's effect).")
     lines[-1] += " **Synthetic verdicts test this code on SynthAU, not the paper's claims on real faces.**"
+    if board.attrs.get("notice"):   # a preview's line (renet_core.study.preview.notice), above the table
+        lines += ["", str(board.attrs["notice"])]
     lines += ["", markdown_grid(header, body), ""]
     return "\n".join(lines)

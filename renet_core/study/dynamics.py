@@ -33,6 +33,7 @@ from renet_core.engine import ResultsStore, label_columns, load_splits, profile_
 from renet_core.engine.evaluate import score_predictions
 from renet_core.study.configs import config
 from renet_core.study.figures import pyplot
+from renet_core.study.preview import notice, source_mark
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def study(profile: str = "demo", steps: int | None = None, eval_every: int | Non
     figure = plot_curves(curves, fig_dir / f"{name}.png", title=f"{source}, fold {fold}",
                          chance=float(np.mean(all_pos)))
     return {"summary": table, "curves": curves, "figure": figure, "markdown": markdown,
-            "table_path": out_dir / f"{name}.md", "source": source, "config": base}
+            "table_path": out_dir / f"{name}.md", "source": source_mark(profile, source), "config": base}
 
 
 def test_set_score(cfg, key: str) -> np.ndarray:
@@ -219,8 +220,10 @@ def _stored_history(cfg) -> list[dict]:
 def render_markdown(table: pd.DataFrame, base, steps: int, eval_every: int, source: str,
                     all_pos: np.ndarray, aus: Sequence[int], changes: dict | None = None,
                     name: str = "training_dynamics") -> str:
-    lines = [f"# Training dynamics: RE-Net against ResNet-18 ({source})", "",
-             f"Data: **{source}**, fold {base.fold}, {base.image_size} px, batch {base.batch_size}, "
+    lines = [f"# Training dynamics: RE-Net against ResNet-18 ({source})", ""]
+    if notice(base.profile):   # a preview says so (renet_core.study.preview)
+        lines += [notice(base.profile), ""]
+    lines += [f"Data: **{source}**, fold {base.fold}, {base.image_size} px, batch {base.batch_size}, "
              f"Adam lr {base.lr:g}, init {'from ' + str(base.pretrained) if base.pretrained else 'random (from scratch)'}, "
              f"BN refresh {base.bn_refresh_batches} batches, seed {base.seed}, profile {base.profile}. "
              f"{steps} training steps per curve (strategy all: fewer, see `steps`), validation every "

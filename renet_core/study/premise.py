@@ -47,6 +47,7 @@ from renet_core.engine.splits import relation_from_training
 from renet_core.study.board import best_validation, validation_history
 from renet_core.study.configs import au_steps, run_configs, spec_configs, training_budget
 from renet_core.study.figures import save_figure
+from renet_core.study.preview import notice, source_mark
 # The analysis (what is compared, the intervals, premise.md and the figures) lives in
 # premise_analysis; its names are this module's too, as the notebook and the tests use them.
 from renet_core.study.premise_analysis import (  # noqa: F401
@@ -213,8 +214,11 @@ def study(profile: str = "demo", folds: Sequence[int] | None = None, couplings: 
     budget_text = training_budget({f"{s.name}: {m}": cfgs for s, by in configs.items() for m, cfgs in by.items()})
     text = render(runs, labels, diffs, trend, source, budget_text, os.path.relpath(png.resolve(), tables_dir.resolve()),
                   os.path.relpath(curves_png.resolve(), tables_dir.resolve()))
+    if notice(profile):   # a preview says so under the title (renet_core.study.preview)
+        title, _, rest = text.partition("\n\n")
+        text = f"{title}\n\n{notice(profile)}\n\n{rest}"
     md = write_text_atomic(tables_dir / f"{name}.md", text)
-    return Reproduced(name, text, source, [csv, labels_csv, Path(md), png, curves_csv, curves_png], table=runs, figure=png,
+    return Reproduced(name, text, source_mark(profile, source), [csv, labels_csv, Path(md), png, curves_csv, curves_png], table=runs, figure=png,
                       extra={"labels": labels, "differences": diffs, "trends": trend, "configs": configs,
                              "control_check": control_check(runs, labels), "curves": curves,
                              "curves_figure": curves_png})

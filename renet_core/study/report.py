@@ -295,8 +295,9 @@ def render_efficiency(table: pd.DataFrame) -> str:
     header = list(table.columns)
     body = [[f"{v:.2f}" if isinstance(v, float) and not math.isnan(v) else ("" if isinstance(v, float) else str(v))
              for v in row] for row in table.itertuples(index=False)]
+    notice = [str(table.attrs["notice"]), ""] if table.attrs.get("notice") else []   # a preview's line
     return "\n".join([
-        "# Section 4.7: inference time for 12 AUs", "",
+        "# Section 4.7: inference time for 12 AUs", "", *notice,
         "Measured on this machine with random input images (timing does not depend on the data). The paper "
         "reports about 5.4 ms/image (183 FPS) for RE-Net run once per AU on an NVIDIA GeForce 2080Ti GPU; "
         "a different machine gives different absolute numbers, so compare the ratios between variants.", "",

@@ -34,6 +34,7 @@ from renet_core.model import pearson_relation
 from renet_core.model.speed import inference_times
 from renet_core.study.configs import chance_rows, config, run_configs, spec_configs, training_budget
 from renet_core.study.figures import feature_inputs, relation_figure, save_figure, tsne_panels
+from renet_core.study.preview import notice, source_mark
 from renet_core.study.provenance import config_run_dirs, environment_labels, run_environments, table_environments
 from renet_core.study.report import build_table, efficiency_table, write_efficiency, write_table
 from renet_core.study.tables import CHANCE_ENTRIES, TABLES, TSNE_AUS
@@ -101,13 +102,18 @@ def reproduce(name: str, profile: str = "demo", roots: dict | None = None, folds
     rows["environment"] = rows["config_hash"].astype(str).map(environment_labels(environments))
     table = build_table(rows, spec, device=describe_compute(configs, device))
     env_label, env_text = table_environments(environments)
-    csv_path, md_path = write_table(table, tables_dir, name, "\n\n".join(filter(None, [training_budget(configs),
-                                                                                  env_text])))
+    csv_path, md_path = write_table(table, tables_dir, name, table_header(profile, configs, env_text))
     source = table.loc[(table["row"] == "this run") & ~table["entry"].isin(CHANCE_ENTRIES),
                        "data source"].iloc[-1]
     if "(mixed)" in env_label:   # the README lists one source per table: say that its rows differ
         source += f"; the table's runs: {env_label}"
-    return Reproduced(name, md_path.read_text(), source, [csv_path, md_path], table=table)
+    return Reproduced(name, md_path.read_text(), source_mark(profile, source), [csv_path, md_path], table=table)
+
+
+def table_header(profile: str, configs: dict[str, list], env_text: str = "") -> str:
+    """The text above a table (its data source in words): a preview's notice first
+    (:func:`renet_core.study.preview.notice`), the training budget, where its runs computed."""
+    return "\n\n".join(filter(None, [notice(profile), training_budget(configs), env_text]))
 
 
 def describe_compute(configs: dict[str, list], device: str | None = None) -> str:
@@ -167,8 +173,8 @@ def _fig3(profile, roots, folds, store_dir, tables_dir, figures_dir, show_aus=No
     fig = tsne_panels(inputs["renet"], inputs["resnet18"], inputs["labels"], inputs["aus"],
                       show_aus=show_aus or TSNE_AUS, title=f"t-SNE of test-frame features, {inputs['source']}")
     png = save_figure(fig, Path(figures_dir) / "fig3_tsne.png")
-    return Reproduced("Fig. 3 t-SNE", f"![Fig. 3]({png})", inputs["source"], [png], figure=png, kind="figure",
-                      extra={"inputs": inputs})
+    return Reproduced("Fig. 3 t-SNE", f"![Fig. 3]({png})", source_mark(profile, inputs["source"]), [png], figure=png,
+                      kind="figure", extra={"inputs": inputs})
 
 
 def measure_efficiency(profile: str = "demo", device: str | None = None):
@@ -188,9 +194,10 @@ def measure_efficiency(profile: str = "demo", device: str | None = None):
 
 def _efficiency(profile, roots, folds, store_dir, tables_dir, figures_dir, device=None, **changes) -> Reproduced:
     table = measure_efficiency(profile, device)
+    table.attrs["notice"] = notice(profile)   # a preview says so (its timing repeats fewer times, too)
     csv, md = write_efficiency(table, tables_dir)
-    return Reproduced("Section 4.7 efficiency", md.read_text(), f"random inputs, {table['device'].iloc[0]}",
-                      [csv, md], table=table)
+    return Reproduced("Section 4.7 efficiency", md.read_text(),
+                      source_mark(profile, f"random inputs, {table['device'].iloc[0]}"), [csv, md], table=table)
 
 
 FIGURES: dict[str, Callable[..., Reproduced]] = {"fig2": _fig2, "fig3": _fig3, "efficiency": _efficiency}
