@@ -41,17 +41,20 @@ from renet_core.engine.dryrun import device_name, dry_run
 from renet_core.engine.dryrun import summary as dry_run_summary
 from renet_core.model.speed import PAPER_MS_PER_IMAGE, dtype_problem, inference_times
 
-#: Workloads: the full check on a GPU, and ``--quick`` (every section, small) for the CPU.
+#: Workloads: the full check on a GPU, and ``--quick`` (every section, small) for the CPU. The
+#: quick training and loader sections run at half the paper's side (112 px items of 128 px
+#: crops, one cache of crops for both): the same code, a quarter of the pixels; the paper's own
+#: shapes on the CPU are ``train --profile paper --dry-run``'s (tests/engine/test_dryrun.py).
 WORKLOADS = {
     "full": {"inference": {"size": 224, "batches": [1, 256], "repeats": 20, "budget": 10.0,
                            "dtypes": ["bf16", "float32"]},
              "training": {"steps": 50, "batch_size": 100, "image_size": 224, "synth_size": "demo"},
-             "loader": {"workers": None, "batches": 30, "batch_size": 100, "epochs": 2},
+             "loader": {"workers": None, "batches": 30, "batch_size": 100, "epochs": 2, "image_size": 224},
              "ddp": {"steps": 20, "batch_size": 100, "image_size": 224, "model": "renet", "synth_size": "demo"}},
     "quick": {"inference": {"size": 112, "batches": [1, 4], "repeats": 2, "budget": 2.0,
                             "dtypes": ["float32"]},
-              "training": {"steps": 2, "batch_size": 2, "image_size": 224, "synth_size": "smoke"},
-              "loader": {"workers": [0, 2], "batches": 4, "batch_size": 50, "epochs": 2},
+              "training": {"steps": 2, "batch_size": 2, "image_size": 112, "synth_size": "smoke"},
+              "loader": {"workers": [0, 2], "batches": 4, "batch_size": 50, "epochs": 2, "image_size": 112},
               "ddp": {"steps": 2, "batch_size": 4, "image_size": 64, "model": "renet", "synth_size": "smoke"}},
 }
 LOOP, BATCHED = "RE-Net, loop of C passes (paper)", "RE-Net, one batched pass"
@@ -103,7 +106,8 @@ def training_section(device, work: dict, cache: str) -> dict:
 
 
 def loader_section(device, work: dict, cache: str) -> dict:
-    return loader_bench.benchmark(work["workers"], work["batches"], work["batch_size"], 224, device.type == "cuda",
+    return loader_bench.benchmark(work["workers"], work["batches"], work["batch_size"], work["image_size"],
+                                  device.type == "cuda",
                                   None, work["epochs"], "smoke", cache)
 
 

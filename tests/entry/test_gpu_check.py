@@ -1,6 +1,8 @@
 """The prepared check of a lent GPU, ``tools/gpu_check.sh``, run as CI and anyone without a GPU
 runs it: ``--device cpu --quick``, every section (inference, training, loader, DDP) with a small
-workload, its JSON in a temporary folder (never results/gpu_check from a CPU)."""
+workload, its JSON in a temporary folder (never results/gpu_check from a CPU). What it proves is
+that each section runs and reports its figures; the sizes are the quick workload's (training and
+loader at 112 px), the paper's shapes being the dry run's test (tests/engine/test_dryrun.py)."""
 
 from __future__ import annotations
 
@@ -34,10 +36,13 @@ def test_gpu_check_quick_on_the_cpu_runs_every_section(tmp_path):
     assert {r["variant"] for r in inference["runs"]} >= {"RE-Net, loop of C passes (paper)", "RE-Net, one batched pass"}
     training = report["sections"]["training"]
     assert set(training["variants"]) == {"resnet18", "renet (one)", "renet (all)"}
-    assert training["crop_side"] == 256 and training["image_size"] == 224
+    # the dry run's code at half the paper's side (crops 128 px -> items 112 px, as 256 -> 224):
+    # the paper's own shapes on the CPU are tests/engine/test_dryrun.py's, not repeated here
+    assert training["crop_side"] == 128 and training["image_size"] == 112
     assert all(v["peak_bytes"] > 0 and v["s_per_step"][1] > 0 for v in training["variants"].values())
     loader = report["sections"]["loader"]
     assert {r["workers"] for r in loader["rows"]} == {0, 2} and loader["best_steady_images_per_s"] > 0
+    assert loader["crop_side"] == 128 and loader["image_size"] == 112     # the training section's crops
     ddp = report["sections"]["ddp"]
     assert ddp["backend"] == "gloo" and ddp["exit_code"] == 0 and ddp["result_rows"] == 12
     print(f"gpu_check --device cpu --quick: {report['seconds']['total']:.0f} s ({report['seconds']})")
