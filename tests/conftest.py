@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """``$RENET_CACHE`` for every test that sets none: one folder of this session, so that no
+    test writes into the user's ``~/.cache/renet_core`` (prepared crops of a session's SynthAU
+    roots, keyed by their temporary paths, were left there by every run and never used again).
+    A test that sets its own (``monkeypatch.setenv``) or removes it still does; the user's value,
+    when set, is kept."""
+    if os.environ.get("RENET_CACHE"):
+        yield Path(os.environ["RENET_CACHE"])
+        return
+    cache = tmp_path_factory.mktemp("renet_cache")
+    os.environ["RENET_CACHE"] = str(cache)
+    try:
+        yield cache
+    finally:
+        os.environ.pop("RENET_CACHE", None)
 
 
 @pytest.fixture(scope="session")
