@@ -111,10 +111,20 @@ def test_runall_continues_past_a_failing_notebook_and_exits_nonzero(tmp_path):
     assert "deliberate failure" in (results / "notebooks" / "records" / "01_broken.log").read_text()
 
 
+#: The job whose runs the smoke study trains ahead, in two processes, before its notebooks run.
+AHEAD_JOB = "02_intensity_bp4d"
+
+
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
-    """Every notebook, smoke profile, fold 1, through runall's CLI."""
+    """Every notebook, smoke profile, fold 1, through runall's CLI; first, the runs of
+    ``AHEAD_JOB`` trained ahead in two processes (``run_all --train-jobs 2``'s step) into the
+    same store, so that the notebook must find them there instead of training its own.
+    Returns ``(exit code, base folder, (the ahead plan, its progress lines))``."""
     import os
+
+    from renet_core.runall import plan as planning
+    from renet_core.runall.pool import train_ahead
 
     base = tmp_path_factory.mktemp("study")
     old = os.environ.get("RENET_CACHE")
@@ -124,6 +134,9 @@ def smoke_study(tmp_path_factory):
     for var in ROOT_ENV.values():
         os.environ.pop(var, None)
     try:
+        ahead = planning.make_plan([AHEAD_JOB], "smoke", (base / "store").resolve(), folds=[1])
+        lines: list[str] = []
+        train_ahead(ahead, 2, say=lines.append)
         code = runall_main.main(["--profile", "smoke", "--folds", "1", "--results", str(base / "results"),
                             "--figures", str(base / "figures"), "--store", str(base / "store")])
     finally:
@@ -131,12 +144,12 @@ def smoke_study(tmp_path_factory):
             os.environ.pop("RENET_CACHE", None)
         else:
             os.environ["RENET_CACHE"] = old
-    return code, base
+    return code, base, (ahead, lines)
 
 
 @pytest.mark.slow
 def test_every_notebook_runs_in_the_smoke_profile(smoke_study):
-    code, base = smoke_study
+    code, base, _ = smoke_study
     logs = {p.name: p.read_text()[-3000:] for p in (base / "results" / "notebooks" / "records").glob("*.log")}
     failed = [json.loads(p.read_text())["name"] for p in (base / "results" / "notebooks" / "records").glob("*.status.json")
               if json.loads(p.read_text())["status"] != "ok"]
@@ -146,7 +159,7 @@ def test_every_notebook_runs_in_the_smoke_profile(smoke_study):
 
 
 def test_smoke_study_writes_every_table_beside_the_papers_values(smoke_study):
-    _, base = smoke_study
+    _, base, _ = smoke_study
     results = base / "results"
     for name in EXPECTED_TABLES:
         assert (results / f"{name}.csv").exists() and (results / f"{name}.md").exists(), name
@@ -162,7 +175,7 @@ def test_smoke_study_writes_every_table_beside_the_papers_values(smoke_study):
 
 
 def test_smoke_study_index_lists_every_output_with_status_and_source(smoke_study):
-    _, base = smoke_study
+    _, base, _ = smoke_study
     readme = (base / "results" / "README.md").read_text()
     for name in EXPECTED_TABLES:
         assert f"({name}.md)" in readme, name
@@ -175,7 +188,7 @@ def test_smoke_study_index_lists_every_output_with_status_and_source(smoke_study
 def test_smoke_study_writes_the_training_dynamics_table_and_curves(smoke_study):
     """Notebook 09: a summary row per variant, a curve point per evaluation, the figure, and the
     data source named; the index lists both outputs."""
-    _, base = smoke_study
+    _, base, _ = smoke_study
     results = base / "results"
     table = pd.read_csv(results / "training_dynamics.csv")
     curves = pd.read_csv(results / "training_dynamics_curves.csv")
@@ -338,16 +351,15 @@ def test_progress_gives_the_time_to_go_of_the_timed_runs_and_counts_the_untimed_
 
 
 @pytest.mark.slow
-def test_runs_trained_ahead_in_two_processes_are_the_notebooks_runs(tmp_path, monkeypatch):
-    """run_all --train-jobs 2: every planned run is trained before the notebooks, in two worker
-    processes; the plan then counts them all done."""
-    from renet_core.runall import plan as planning
-    from renet_core.runall.pool import train_ahead
-
-    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
-    the_plan = planning.make_plan(["02_intensity_bp4d"], "smoke", tmp_path / "runs", folds=[1])
-    lines = []
-    train_ahead(the_plan, 2, say=lines.append)
+def test_runs_trained_ahead_in_two_processes_are_the_notebooks_runs(smoke_study):
+    """run_all --train-jobs 2: every planned run of a notebook is trained before the notebooks,
+    in two worker processes; the plan then counts them all done, and the notebook, run after,
+    trains none of them: it reads the very runs (same identities) trained ahead."""
+    _, base, (the_plan, lines) = smoke_study
     assert the_plan.done() == set(the_plan.configs) and len(the_plan.configs) == 2
     assert any("2 processes of 2 thread(s)" in line for line in lines)   # each run's own threads (issue 31)
     assert lines[-1].endswith("all 2 done")
+    log = (base / "results" / "notebooks" / "records" / f"{AHEAD_JOB}.log").read_text()
+    for key in the_plan.configs:
+        assert f"[run {key}]" in log, (key, log[-3000:])                   # the notebook asked for it ...
+    assert "epoch 1/" not in log, log[-3000:]                             # ... and trained none of them
