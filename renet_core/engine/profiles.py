@@ -31,9 +31,10 @@ The profiles:
   training frames give PCC rows whose signed sum can be <= 0 (docs/reproduction-notes.md).
 * ``demo``: the CPU demo study on SynthAU: 48 px images, batch 32, both models started from the
   offline stand-in backbone (``pretrained="standin"``, :mod:`renet_core.engine.standin`). The
-  runs behind the BP4D detection tables train 1250 steps (``table_budgets``; the parity point of
-  notebook 09's curves), the others the profile's 100. Table 1 runs on three folds, the others
-  on fold 1. Synthetic data: never a reproduction of the paper's numbers.
+  runs behind every table train 1250 one-AU steps (``table_budgets``: 5 epochs x 250; the
+  parity point of notebook 09's curves) on three folds, or each its measured converged budget
+  once ``per_run_budgets`` is on (issue 33). Synthetic data: never a reproduction of the paper's
+  numbers.
 * ``preview``: the demo's settings and data (the same SynthAU draw, prepared crops and stand-in
   backbones in a cache) at 100 one-AU steps a run (2 epochs x 50) on the demo's 3 folds, with a
   shorter section 4.7 timing and shorter notebook 09 curves, so that the whole study
