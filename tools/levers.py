@@ -163,6 +163,11 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _seconds(value) -> str:
+    """A recorded number of seconds to one decimal; blank when the run recorded none."""
+    return "" if value is None or pd.isna(value) else f"{float(value):.1f}"
+
+
 def render(rows: pd.DataFrame, cfg, settings: dict[str, str], idle: bool, command: str) -> str:
     """The Markdown page: conditions, processor, one row per lever, what was skipped and why."""
     table = summarise(rows)
@@ -185,7 +190,7 @@ def render(rows: pd.DataFrame, cfg, settings: dict[str, str], idle: bool, comman
         spread = f" ({r['wall_min']:.1f}-{r['wall_max']:.1f})" if r["runs"] > 1 else ""
         per_step = r["wall_seconds"] / r["steps_trained"] if r["steps_trained"] else math.nan
         lines.append(f"| {r['lever']} | {settings[r['lever']]} | {r['precision']} | {r['wall_seconds']:.1f}{spread} | "
-                     f"{r['run_seconds']} | {r['steps_trained']} | {per_step:.3f} | {r['relative']:.2f}x | "
+                     f"{_seconds(r['run_seconds'])} | {r['steps_trained']} | {per_step:.3f} | {r['relative']:.2f}x | "
                      f"{r['best_val']:.3f} | {r[metric]:.3f} | `{r['config_hash']}` |")
     lines += ["", "Not measured here: " + "; ".join(f"{k}: {v}" for k, v in STUDY_LEVEL.items()) + ".",
               "", "The bf16 levers' stand-in backbone is itself trained under bf16 autocast (the engine trains "
