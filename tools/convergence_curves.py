@@ -76,9 +76,12 @@ def point(cfg) -> dict:
 
 
 def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
-            above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None):
+            above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None,
+            on_rung=None):
     """Train (or reuse) the ladder rung by rung until the rule finds a budget (every rung with
-    ``every``; nothing with ``train=False``); return ``(points frame, Budget of the mean, ladder)``."""
+    ``every``; nothing with ``train=False``); return ``(points frame, Budget of the mean, ladder)``.
+    ``on_rung(points, budget, rungs)`` is called after each rung (the page so far: a long ladder
+    cut by a session's end leaves its curve up to the last finished rung)."""
     cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
     evals = evaluations(profile, dataset, task)
     rungs = ladder(cfgs[0], evals, anchor or au_steps(cfgs[0]) or evals, below, above)
@@ -93,6 +96,8 @@ def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3)
                 run(at)
             records.append(point(at))
         budget = convergence.converged_budget(curves(pd.DataFrame(records)), margin, min_folds=convergence.MIN_FOLDS)
+        if on_rung is not None:
+            on_rung(pd.DataFrame.from_records(records), budget, rungs)
         if train and budget.converged and not every:
             break
     return pd.DataFrame.from_records(records), budget, rungs
@@ -185,8 +190,21 @@ def main(argv=None) -> None:
             print(f"--dataset {d} --task {t} --variant {v}")
         return
     folds = [int(f) for f in a.folds.split(",")]
+    name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+
+    def write(points, budget, rungs) -> str:
+        results, figures = Path(a.results), Path(a.figures)
+        results.mkdir(parents=True, exist_ok=True)
+        figures.mkdir(parents=True, exist_ok=True)
+        to_csv_atomic(points, results / f"{name}.csv", index=False)
+        page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command)
+        write_text_atomic(results / f"{name}.md", page)
+        figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
+        return page
+
     points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
-                                    a.all, train=not a.plan)
+                                    a.all, train=not a.plan, on_rung=None if a.plan else write)
     if a.plan:
         todo = points[~points["done"]]
         print(points[["fold", "steps", "done", "best_val", "config_hash"]].to_string(index=False))
@@ -194,16 +212,7 @@ def main(argv=None) -> None:
               f"for the whole ladder (the climb stops at the first converged budget); on what is done: "
               f"{budget.status} ({budget.reason})")
         return
-    name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
-    results, figures = Path(a.results), Path(a.figures)
-    results.mkdir(parents=True, exist_ok=True)
-    figures.mkdir(parents=True, exist_ok=True)
-    to_csv_atomic(points, results / f"{name}.csv", index=False)
-    command = " ".join(sys.argv[1:] if argv is None else argv)
-    page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command)
-    write_text_atomic(results / f"{name}.md", page)
-    figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
-    print(page)
+    print(write(points, budget, rungs))
     if a.record and budget.converged:
         cfg = variant_configs(a.profile, a.dataset, a.task, a.variant, folds)[0]
         print(f"recorded in {record_budget(a.profile, cfg, budget.steps, f'results/{name}.md')}")

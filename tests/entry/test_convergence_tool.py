@@ -58,6 +58,11 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     tool.main(args)                                                    # a rerun trains nothing
     assert [p.stat().st_mtime_ns for p in done] == stamps
 
+    seen = []                                                          # the page is written after each rung
+    tool.measure("smoke", "bp4d", "occurrence", "renet", [1], below=0, above=1, anchor=2, every=True,
+                 on_rung=lambda points, budget, rungs: seen.append(list(points["steps"])))
+    assert seen == [[2], [2, 4]]
+
     capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--plan"] + out)
     assert "4 of 6 runs to train, 12 one-AU steps" in capsys.readouterr().out   # folds 2 and 3 at 2 and 4 steps
