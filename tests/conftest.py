@@ -43,3 +43,32 @@ def synth_roots(tmp_path_factory):
         write_dataset(layout, root, size="smoke", seed=0)
         roots[layout] = root
     return roots
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    """A test's own empty ``$RENET_CACHE`` (``tmp_path/cache``) and no real dataset root: the
+    SynthAU twins, written fresh. Modules use it with ``pytestmark = pytest.mark.usefixtures("fresh_cache")``."""
+    from renet_core.engine import ROOT_ENV
+
+    for var in ROOT_ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _load_tool(name: str):
+    """The script ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_tool():
+    """A loader of the scripts in tools/ for a test: ``load_tool("levers")`` is tools/levers.py."""
+    return _load_tool

@@ -33,29 +33,10 @@ import pandas as pd
 from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, run
 from renet_core.study import convergence
-from renet_core.study.board import best_validation, claim_runs, validation_history
+from renet_core.study.board import best_validation, validation_history
 from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget
-from renet_core.study.configs import spec_configs, table_configs
 from renet_core.study.figures import pyplot, save_figure
-from renet_core.study.tables import TABLES
-
-
-def claim_variants(profile: str) -> list[tuple[str, str, str]]:
-    """Every (dataset, task, variant) whose runs are behind a claim of the scoreboard, in order."""
-    cfgs = [c for runs in claim_runs(table_configs(profile)).values() for c in runs]
-    return list(dict.fromkeys((c.dataset, c.task, c.method_name()) for c in cfgs))
-
-
-def variant_configs(profile: str, dataset: str, task: str, variant: str, folds, roots=None) -> list:
-    """The study's configs of ``variant`` (a table row's method name) on (dataset, task), one per fold."""
-    for spec in TABLES.values():
-        if (spec.dataset, spec.task) != (dataset, task):
-            continue
-        for key, cfgs in spec_configs(spec, profile, (roots or {}).get(dataset), list(folds)).items():
-            if cfgs[0].method_name() == variant:
-                return cfgs
-    known = [v for d, t, v in claim_variants(profile) if (d, t) == (dataset, task)]
-    raise ValueError(f"no table row of {dataset} {task} is the variant {variant!r}; the claims' variants there: {known}")
+from renet_core.study.variants import claim_variants, variant_configs
 
 
 def point(cfg) -> dict:

@@ -32,7 +32,6 @@ and says whether the machine was idle (``--idle``: the user says so) or not (the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import shutil
 import sys
@@ -50,6 +49,7 @@ from renet_core.engine import ResultsStore, load_splits, run
 from renet_core.engine.standin import STANDIN, standin_backbone
 from renet_core.study.board import best_validation
 from renet_core.study.budgets import at_budget, au_steps, evaluations
+from renet_core.study.variants import variant_configs
 
 #: The processor features that make bf16 arithmetic native (x86 /proc/cpuinfo names).
 BF16_FLAGS = ("avx512_bf16", "amx_tile", "amx_bf16")
@@ -80,15 +80,6 @@ STUDY_LEVEL = {"f": "--train-jobs (several runs in parallel processes) is a leve
                     "skipped here; measure it with run_all's --train-jobs on the machine idle"}
 
 
-def _convergence_tool():
-    """tools/convergence_curves.py, the one place that finds a variant's study configs."""
-    path = Path(__file__).resolve().parent / "convergence_curves.py"
-    spec = importlib.util.spec_from_file_location("convergence_curves", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def parse_levers(text: str, known: dict) -> tuple[list[str], list[str]]:
     """``(run-level letters in order, study-level letters skipped)`` from "a,b,d"; an unknown
     letter is an error naming the valid ones."""
@@ -105,7 +96,7 @@ def baseline_config(profile: str, dataset: str, task: str, variant: str, fold: i
                     store: Path, progress: bool = True):
     """The study's config of ``variant`` on (dataset, task, fold), at ``steps`` one-AU steps when
     given (in the profile's evaluations per run), training into ``store`` and forced to train."""
-    cfg = _convergence_tool().variant_configs(profile, dataset, task, variant, [fold])[0]
+    cfg = variant_configs(profile, dataset, task, variant, [fold])[0]
     if steps:
         cfg = at_budget(cfg, steps, evaluations(profile, dataset, task))
     return cfg.replace(results_dir=str(store), force=True, progress=progress)

@@ -6,36 +6,18 @@ minute; the rule's answers on three folds are tested on known curves (tests/stud
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("convergence_curves", REPO / "tools" / "convergence_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def _cache(monkeypatch, tmp_path):
-    from renet_core.engine import ROOT_ENV
-
-    for var in ROOT_ENV.values():
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
-
-
-def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path, capsys):
+def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path, capsys, load_tool):
     from renet_core.engine import ResultsStore
     from renet_core.study import budgets, convergence
 
-    tool = _tool()
+    tool = load_tool("convergence_curves")
     out = ["--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures")]
     args = ["--profile", "smoke", "--folds", "1", "--anchor", "2", "--below", "0", "--above", "1"] + out
     tool.main(args)

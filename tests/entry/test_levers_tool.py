@@ -6,8 +6,6 @@ the study-level lever f named as skipped, and nothing filed in the study's store
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,23 +15,7 @@ from renet_core.engine import ExperimentConfig
 from renet_core.engine.identity import LATER_FIELDS
 from renet_core.engine.loop import make_optimizer
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("levers", REPO / "tools" / "levers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def _cache(monkeypatch, tmp_path):
-    from renet_core.engine import ROOT_ENV
-
-    for var in ROOT_ENV.values():
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def test_adam_impl_is_a_checked_choice_out_of_old_identities_and_in_new_ones():
@@ -66,17 +48,17 @@ def test_foreach_and_fused_reach_torch_adam():
     assert not torch.equal(before, model.weight)
 
 
-def test_unknown_lever_letters_are_refused_by_name():
-    tool = _tool()
+def test_unknown_lever_letters_are_refused_by_name(load_tool):
+    tool = load_tool("levers")
     with pytest.raises(ValueError, match=r"unknown \['z'\].*a, b, c, d, e, f"):
         tool.parse_levers("a,z", tool.levers())
     assert tool.parse_levers("d, f, a, d", tool.levers()) == (["d", "a"], ["f"])
 
 
-def test_the_tool_times_a_baseline_and_two_levers_into_a_scratch_store(tmp_path, capsys):
+def test_the_tool_times_a_baseline_and_two_levers_into_a_scratch_store(tmp_path, capsys, load_tool):
     from renet_core.engine import ResultsStore
 
-    tool = _tool()
+    tool = load_tool("levers")
     out = tmp_path / "results" / "speed_levers.md"
     store = tmp_path / "scratch"
     tool.main(["--profile", "smoke", "--variant", "resnet18", "--steps", "2", "--levers", "d,e,f",

@@ -14,13 +14,7 @@ from renet_core.study.tables import TABLES
 HEADER = "profile,data,dataset,task,variant,steps,source\n"
 
 
-@pytest.fixture(autouse=True)
-def _cache(monkeypatch, tmp_path):
-    from renet_core.engine import ROOT_ENV
-
-    for var in ROOT_ENV.values():
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("RENET_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def test_the_committed_budgets_file_is_readable_and_no_profile_applies_it_yet():
