@@ -9,6 +9,8 @@ the twin's left-camera video and written again by ``cv2.VideoWriter``.
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from renet_core.base import metrics
 from renet_core.base.io import atomic_path, to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, run
 from renet_core.engine.splits import load_splits
-from renet_core.predict.api import predict
+from renet_core.predict.api import SYNTHETIC_NOTE, predict
 from renet_core.predict.demo import save_real_face_figure
 from renet_core.predict.plot import plot_au_series
 from renet_core.predict.synthvideo import render_synthau
@@ -51,7 +53,9 @@ def synthau_video(profile: str = "demo", model: str = "renet", fold: int = 1, de
     work = Path(work_dir) if work_dir else cfg.cache_root() / "predict_demo" / result.config_hash
     video, landmarks = render_synthau(test.iloc[rows], work / f"synthau_{subject}.avi",
                                       work / f"synthau_{subject}_landmarks.csv")
-    table = predict(video, run=result.run_dir, landmarks=landmarks, device=device or "cpu", progress=False)
+    with warnings.catch_warnings():   # the note is about real faces; this input is SynthAU itself
+        warnings.filterwarnings("ignore", message=re.escape(SYNTHETIC_NOTE))
+        table = predict(video, run=result.run_dir, landmarks=landmarks, device=device or "cpu", progress=False)
     table["input"] = video.name   # the file, not this machine's cache folder
     study = ResultsStore(cfg.results_dir).load_predictions(result.config_hash)
     names = [f"AU{a:02d}" for a in cfg.resolved_aus()]
