@@ -19,6 +19,7 @@ Writes ``results/convergence_<dataset>_<task>_<variant>.csv`` (one row per run),
     RENET_CACHE=<cache> python tools/convergence_curves.py --dataset bp4d --task occurrence --variant renet
     python tools/convergence_curves.py --list            # every variant behind a claim, what is done
     python tools/convergence_curves.py ... --plan        # the ladder, its runs and what is done; trains nothing
+    python tools/convergence_curves.py ... --anchor 4225 --check   # one candidate budget: 4225 and 14265 only
 """
 
 from __future__ import annotations
@@ -56,16 +57,28 @@ def point(cfg) -> dict:
             "config_hash": key}
 
 
+def check_rungs(cfg, evals: int, anchor: int) -> list[int]:
+    """``--check``'s two budgets: ``anchor`` and the first rung of its ladder at or beyond
+    :data:`convergence.HORIZON` x it (the rule's horizon: 4225 -> 14265). The rule reads the two
+    points as it reads a whole ladder (``anchor`` is accepted when within the margin of the
+    longer run); the rungs between them are not trained."""
+    rungs = ladder(cfg, evals, anchor, below=0, above=math.ceil(math.log(convergence.HORIZON) / math.log(convergence.LONGER)))
+    top = next(r for r in rungs if r >= convergence.HORIZON * rungs[0] - 1e-9)
+    return [rungs[0], top]
+
+
 def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
             above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None,
-            on_rung=None):
+            on_rung=None, check: bool = False):
     """Train (or reuse) the ladder rung by rung until the rule finds a budget (every rung with
     ``every``; nothing with ``train=False``); return ``(points frame, Budget of the mean, ladder)``.
     ``on_rung(points, budget, rungs)`` is called after each rung (the page so far: a long ladder
-    cut by a session's end leaves its curve up to the last finished rung)."""
+    cut by a session's end leaves its curve up to the last finished rung). With ``check`` the
+    ladder is :func:`check_rungs`: one candidate budget and its horizon, ``below``/``above`` unused."""
     cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
     evals = evaluations(profile, dataset, task)
-    rungs = ladder(cfgs[0], evals, anchor or au_steps(cfgs[0]) or evals, below, above)
+    start = anchor or au_steps(cfgs[0]) or evals
+    rungs = check_rungs(cfgs[0], evals, start) if check else ladder(cfgs[0], evals, start, below, above)
     margin = convergence.margin_for(task)
     records, budget = [], None
     for steps in rungs:
@@ -90,7 +103,7 @@ def curves(points: pd.DataFrame) -> dict[int, list[tuple[int, float]]]:
 
 
 def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, variant: str, rungs, name: str,
-           command: str = "") -> str:
+           command: str = "", check: bool = False) -> str:
     """The Markdown page: the curve per fold and its mean, the budget of the mean (the one that
     decides) and of each fold (information)."""
     unit = "F1" if task == "occurrence" else "ICC"
@@ -109,6 +122,11 @@ def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, 
              f"**The rule** (issue 33): the smallest budget at which the mean over {convergence.MIN_FOLDS} folds comes "
              f"within {budget.margin:g} {unit} of its maximum, the curve reaching at least {convergence.HORIZON:g}x "
              f"that budget (three rungs of a ladder spaced {convergence.LONGER:g}x); none: not converged, budget unknown.", "",
+             *([f"**A check of one candidate budget** (`--check`): only {rungs[0]} and its horizon {rungs[-1]} are "
+                "trained, not the rungs between. The rule reads the two points as written ({rungs[0]} is accepted when "
+                f"within {budget.margin:g} of the better of the two); what it cannot see is a peak between them. "
+                "Rejected, the candidate says the variant needs a longer budget: run the ladder without `--check` "
+                "(these runs are reused).", ""] if check else []),
              f"**Budget: {budget.steps if budget.converged else 'unknown'}** ({budget.status}: {budget.reason}).", "",
              "| steps | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
     for steps, group in points.groupby("steps"):
@@ -160,6 +178,8 @@ def main(argv=None) -> None:
     p.add_argument("--above", type=int, default=5, help="ladder budgets above the anchor")
     p.add_argument("--anchor", type=int, default=None, help="default: the profile's own budget of the variant")
     p.add_argument("--all", action="store_true", help="train every budget of the ladder, not up to the first converged")
+    p.add_argument("--check", action="store_true",
+                   help="check one candidate budget (--anchor): train it and its horizon rung only, not the ladder")
     p.add_argument("--plan", action="store_true", help="say what is done and what would train; train nothing")
     p.add_argument("--list", action="store_true", help="list the variants behind the claims and exit")
     p.add_argument("--record", action="store_true", help="write a converged budget to the budgets file")
@@ -179,13 +199,13 @@ def main(argv=None) -> None:
         results.mkdir(parents=True, exist_ok=True)
         figures.mkdir(parents=True, exist_ok=True)
         to_csv_atomic(points, results / f"{name}.csv", index=False)
-        page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command)
+        page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command, a.check)
         write_text_atomic(results / f"{name}.md", page)
         figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
         return page
 
     points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
-                                    a.all, train=not a.plan, on_rung=None if a.plan else write)
+                                    a.all, train=not a.plan, on_rung=None if a.plan else write, check=a.check)
     if a.plan:
         todo = points[~points["done"]]
         print(points[["fold", "steps", "done", "best_val", "config_hash"]].to_string(index=False))

@@ -48,6 +48,13 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--plan"] + out)
     assert "4 of 6 runs to train, 12 one-AU steps" in capsys.readouterr().out   # folds 2 and 3 at 2 and 4 steps
+    tool.main(["--profile", "smoke", "--anchor", "2", "--check", "--plan"] + out)   # a candidate and its horizon (fold 1 at 2 done)
+    assert "ladder [2, 10]; 5 of 6 runs to train" in capsys.readouterr().out
+    demo = tool.variant_configs("demo", "bp4d", "occurrence", "renet", [1])[0]
+    assert tool.check_rungs(demo, 5, 4225) == [4225, 14265]
+    assert tool.ladder(demo, 5, 1250, below=0, above=6)[3:] == [4225, 6340, 9510, 14265]   # the same runs
+    page = tool.render(points, mine, "smoke", "bp4d", "occurrence", "renet", [2, 10], name, check=True)
+    assert "A check of one candidate budget" in page and "only 2 and its horizon 10" in page
     tool.main(["--profile", "smoke", "--list"])
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 17 and "--dataset bp4d --task occurrence --variant renet-all" in listed
