@@ -173,9 +173,10 @@ def converged_budget(curves: Mapping[int, Sequence], margin: float, longer: floa
     if curve[0][0] > limit + _EPS:
         return Budget(None, "not converged", f"the curve ends at step {last}: too short to judge any of its budgets "
                       f"(the first, {curve[0][0]}, needs one reaching {longer:g}x it), budget unknown", **common)
+    shape = ("still rising at its end" if peak_step == last else
+             f"the curve rises past the budgets it can judge (its maximum is at step {peak_step}, before its end {last})")
     return Budget(None, "not converged", f"no step up to {limit:g} (the curve's end {last} / {longer:g}) is within "
-                  f"{margin:g} of its maximum {peak:.4f} at step {peak_step}: still rising at its end, "
-                  "budget unknown", **common)
+                  f"{margin:g} of its maximum {peak:.4f} at step {peak_step}: {shape}, budget unknown", **common)
 
 
 def fold_budgets(curves: Mapping[int, Sequence], margin: float, longer: float = HORIZON) -> dict:

@@ -22,6 +22,9 @@ def test_a_curve_still_rising_at_its_end_is_not_converged():
     b = cv.converged_budget(three(rising), 0.01)
     assert not b.converged and b.steps is None and b.status == "not converged"
     assert b.peak == pytest.approx(0.61) and b.peak_step == 3000 and "still rising" in b.reason
+    dipped = [(1250, 0.579), (1875, 0.582), (2815, 0.606), (4225, 0.600)]   # RE-Net BP4D at 4225 (measured)
+    b = cv.converged_budget(three(dipped), 0.01)
+    assert not b.converged and "still rising" not in b.reason and "maximum is at step 2815" in b.reason
 
 
 def test_a_flat_curve_converges_at_its_first_step_within_the_margin():
