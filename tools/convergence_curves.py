@@ -20,6 +20,7 @@ Writes ``results/convergence_<dataset>_<task>_<variant>.csv`` (one row per run),
     python tools/convergence_curves.py --list            # every variant behind a claim, what is done
     python tools/convergence_curves.py ... --plan        # the ladder, its runs and what is done; trains nothing
     python tools/convergence_curves.py ... --anchor 4225 --check   # one candidate budget: 4225 and 14265 only
+    python tools/convergence_curves.py ... --check-from bp4d:renet  # the candidate: another variant's recorded budget
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, run
 from renet_core.study import convergence
 from renet_core.study.board import best_validation, validation_history
-from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget
+from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget, recorded_budget
 from renet_core.study.figures import pyplot, save_figure
 from renet_core.study.variants import claim_variants, variant_configs
 
@@ -167,6 +168,21 @@ def figure(points: pd.DataFrame, budget, title: str, path: Path) -> Path:
         plt.close(fig)
 
 
+def candidate(profile: str, task: str, source: str) -> int:
+    """``--check-from``'s candidate: the budget recorded for ``source`` ("dataset:variant") on
+    ``task``; a clear exit when it is malformed or not measured yet."""
+    dataset, _, variant = source.partition(":")
+    if not dataset or not variant:
+        raise SystemExit(f"--check-from {source!r}: expected DATASET:VARIANT, e.g. bp4d:renet")
+    cfg = variant_configs(profile, dataset, task, variant, [1])[0]
+    steps = recorded_budget(profile, cfg)
+    if steps is None:
+        raise SystemExit(f"--check-from {source}: no budget recorded for {variant} on {dataset} ({task}) in the "
+                         f"{profile} profile's converged budgets (renet_core/resources/converged_budgets.csv); "
+                         "measure that variant's ladder first")
+    return steps
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="demo")
@@ -180,6 +196,8 @@ def main(argv=None) -> None:
     p.add_argument("--all", action="store_true", help="train every budget of the ladder, not up to the first converged")
     p.add_argument("--check", action="store_true",
                    help="check one candidate budget (--anchor): train it and its horizon rung only, not the ladder")
+    p.add_argument("--check-from", metavar="DATASET:VARIANT", default=None,
+                   help="--check with the budget recorded for another variant of the same task as the candidate")
     p.add_argument("--plan", action="store_true", help="say what is done and what would train; train nothing")
     p.add_argument("--list", action="store_true", help="list the variants behind the claims and exit")
     p.add_argument("--record", action="store_true", help="write a converged budget to the budgets file")
@@ -191,6 +209,8 @@ def main(argv=None) -> None:
             print(f"--dataset {d} --task {t} --variant {v}")
         return
     folds = [int(f) for f in a.folds.split(",")]
+    if a.check_from:
+        a.anchor, a.check = candidate(a.profile, a.task, a.check_from), True
     name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
     command = " ".join(sys.argv[1:] if argv is None else argv)
 

@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
-def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path, capsys, load_tool):
+def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path, capsys, load_tool, monkeypatch):
     from renet_core.engine import ResultsStore
     from renet_core.study import budgets, convergence
 
@@ -55,9 +55,33 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     assert tool.ladder(demo, 5, 1250, below=0, above=6)[3:] == [4225, 6340, 9510, 14265]   # the same runs
     page = tool.render(points, mine, "smoke", "bp4d", "occurrence", "renet", [2, 10], name, check=True)
     assert "A check of one candidate budget" in page and "only 2 and its horizon 10" in page
+    monkeypatch.setattr(budgets, "BUDGETS_CSV", tmp_path / "budgets.csv")        # a sibling checks renet's budget
+    (tmp_path / "budgets.csv").write_text(",".join(budgets.COLUMNS) + "\n")
+    with pytest.raises(SystemExit, match="no budget recorded for renet on bp4d"):
+        tool.main(["--profile", "smoke", "--variant", "renet-learnable", "--check-from", "bp4d:renet", "--plan"] + out)
+    budgets.record_budget("smoke", base, 2, "results/x.md")
+    tool.main(["--profile", "smoke", "--variant", "renet-learnable", "--check-from", "bp4d:renet", "--plan"] + out)
+    assert "ladder [2, 10]; 6 of 6 runs to train" in capsys.readouterr().out
     tool.main(["--profile", "smoke", "--list"])
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 17 and "--dataset bp4d --task occurrence --variant renet-all" in listed
     assert "--dataset disfa --task intensity --variant resnet18" in listed
     with pytest.raises(ValueError, match="no table row of disfa occurrence is the variant 'renet-none'"):
         tool.variant_configs("smoke", "disfa", "occurrence", "renet-none", [1])
+
+
+def test_the_long_computation_measures_every_variant_behind_a_claim_once():
+    """tools/convergence_all.sh lists each (dataset, task, variant) of the demo's claims once, RE-Net
+    on BP4D detection (whose budget the others' checks read) before any --check-from."""
+    import re
+    from pathlib import Path
+
+    from renet_core.study.variants import claim_variants
+
+    text = (Path(__file__).resolve().parents[2] / "tools" / "convergence_all.sh").read_text()
+    specs = [line.split() for line in re.findall(r'^\s+"([^"]+)"\s*$', text, flags=re.M)]
+    listed = [tuple(s[:3]) for s in specs]
+    assert sorted(listed) == sorted(set(listed)) == sorted(claim_variants("demo"))
+    checks = [i for i, s in enumerate(specs) if "--check-from" in s]
+    assert checks and all(specs[i][specs[i].index("--check-from") + 1] == "bp4d:renet" for i in checks)
+    assert listed.index(("bp4d", "occurrence", "renet")) < min(checks)
