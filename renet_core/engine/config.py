@@ -52,6 +52,8 @@ LIMITS = {
     "bn_refresh_batches": (lambda v: v >= 0, "an integer >= 0 (0: plain BN)"),
     "num_workers": (lambda v: v >= 0, "an integer >= 0"),
     "threads": (lambda v: v >= 0, "an integer >= 0 (torch threads on the CPU; 0: every core)"),
+    "checkpoint_seconds": (lambda v: np.isfinite(v) and v >= 0,
+                           "a number >= 0 (seconds between mid-epoch checkpoints; 0: epoch ends only)"),
     "lr": (lambda v: np.isfinite(v) and v > 0, "a number > 0, e.g. 1e-4"),
     "weight_decay": (lambda v: np.isfinite(v) and v >= 0, "a number >= 0"),
     "threshold": (lambda v: 0 < v < 1, "a number with 0 < threshold < 1, e.g. 0.5"),
@@ -198,6 +200,7 @@ class ExperimentConfig:
     threads: int = 2                      # CPU torch threads, in the identity (they order the sums); 0: every core
     eval_batch_size: int | None = None
     adam_impl: str = "default"            # Adam's kernels: "default" (per tensor) | "foreach" | "fused" (speed)
+    checkpoint_seconds: float = 300.0     # a mid-epoch checkpoint (part.pt) this often; 0: epoch ends only
     progress: bool = True
     force: bool = False                   # retrain even if this config already finished
 

@@ -46,7 +46,7 @@ LATER_FIELDS = {"head": "shared", "bn_momentum": 0.1, "bn_warm_start": True, "au
 #: (and the processor, libraries and precision it implies) is not a setting of the computation
 #: but where it ran: each run records it in its ``environment.json``.
 IDENTITY_EXCLUDED = ("root", "cache_dir", "results_dir", "device", "progress", "force",
-                     "method", "profile", "num_workers")
+                     "method", "profile", "num_workers", "checkpoint_seconds")
 #: Files that describe a dataset's labels and landmarks (fingerprinted by size and mtime).
 LABEL_SUFFIXES = (".csv", ".txt", ".mat", ".json", ".dat", ".xlsx")
 #: Image containers, few and large: fingerprinted by size and mtime too.

@@ -14,6 +14,8 @@
   ends exactly where an uninterrupted run ends (on the CPU), for any number of loader workers.
   When a run (re)starts, :func:`renet_core.engine.resume.check_checkpoints` removes temp files of killed writers and makes a missing or corrupt
   ``best.pt`` an error then (with the fix), never a silent test of the last epoch's weights.
+* Inside an epoch, ``part.pt`` every ``cfg.checkpoint_seconds`` (:class:`renet_core.engine.resume.PartSaver`):
+  a run cut mid-epoch resumes at the step it reached, with the same result.
 * A NaN or infinite loss stops the run (:class:`NonFiniteLossError`), and so do NaN or infinite
   weights or BN statistics at the end of an epoch (:class:`NonFiniteWeightsError`, checked before
   the epoch is saved); ``last.pt`` still holds the last good epoch and the run is not done.
@@ -49,7 +51,7 @@ from renet_core.engine.precision import (
     uses_channels_last,
     uses_fp16,
 )
-from renet_core.engine.resume import read_run_checkpoint, restart_hint, restore, rng_state
+from renet_core.engine.resume import PART, PartSaver, read_part, read_run_checkpoint, restart_hint, restore, rng_state
 from renet_core.model import read_checkpoint, save_checkpoint
 
 
@@ -94,20 +96,33 @@ def batch_loss(model, images, target, mask, cfg, trainable: list[int], generator
 
 
 def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, info,
-                per_au_loss: list | None = None, timing: dict | None = None) -> float:
+                per_au_loss: list | None = None, timing: dict | None = None,
+                part: dict | None = None, saver: PartSaver | None = None) -> float:
     """One pass over ``loader``; returns the mean training loss. ``per_au_loss``, when given (a
     list of C lists), collects every step's loss of each AU trained in that step; ``timing``
-    receives ``first_batch_seconds``, the wait for the loader's first batch (its workers' start)."""
+    receives ``first_batch_seconds``, the wait for the loader's first batch (its workers' start).
+    ``part``: the in-epoch state of a mid-epoch checkpoint (:func:`read_part`, weights and
+    optimiser already loaded): the batches it trained are read but not trained again. ``saver``
+    writes such a checkpoint when one is due."""
     model.train()
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + 1)
     channels_last = uses_channels_last(device, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=uses_fp16(device, cfg.amp))
-    total, steps = 0.0, 0
+    total, steps, done_steps = 0.0, 0, 0
+    if part is not None:
+        done_steps, total, steps = int(part["step"]), float(part["total"]), int(part["steps"])
+        generator.set_state(part["generator"])
+        scaler.load_state_dict(part["scaler"])
+        if per_au_loss is not None:
+            for k, values in enumerate(part["per_au_loss"]):
+                per_au_loss[k].extend(values.unbind())
     steps_bar = bar(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not (cfg.progress and info.is_main))
     start = time.time()
     for step, batch in enumerate(steps_bar):
         if cfg.steps_per_epoch and step >= cfg.steps_per_epoch:
             break
+        if step < done_steps:
+            continue   # trained before the cut: read (its random draws replayed), not trained again
         if step == 0 and timing is not None:
             timing["first_batch_seconds"] = time.time() - start
         images, target, mask = to_device(batch, device, channels_last)
@@ -129,6 +144,13 @@ def train_epoch(model, loader, optimizer, cfg, epoch: int, device, trainable, in
         scaler.update()
         total, steps = total + loss.item(), steps + 1
         steps_bar.set_postfix(loss=f"{total / steps:.4f}")
+        if saver is not None and saver.due():
+            saver.save(model, optimizer, {
+                "epoch": epoch, "step": step + 1, "total": total, "steps": steps,
+                "generator": generator.get_state(), "scaler": scaler.state_dict(),
+                "per_au_loss": [torch.stack(v) if v else torch.empty(0) for v in (per_au_loss or [])],
+                "seconds": (part or {}).get("seconds", 0.0) + time.time() - start,
+                "first_batch_seconds": (timing or {}).get("first_batch_seconds", 0.0)})
     return total / max(steps, 1)
 
 
@@ -200,11 +222,17 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
             say(f"resuming {run_dir.name} after epoch {state['epoch']} (best {state['best_score']:.4f} "
                 f"at epoch {state['best_epoch']})")
     stop = state["bad_epochs"] >= cfg.patience and val_set is not None
+    # mid-epoch checkpoints: single-process runs only (a DDP run resumes at its last epoch)
+    saver = PartSaver(run_dir, cfg) if not info.enabled else None
+    part = read_part(run_dir, state["epoch"], model, optimizer) if saver is not None and not stop else None
+    if saver is None and info.is_main:
+        (run_dir / PART).unlink(missing_ok=True)
     val_loader = eval_loader(val_set, cfg, pin) if val_set is not None and len(val_set) else None
     while state["epoch"] < cfg.epochs and not stop:
         epoch = state["epoch"]
         record = _train_and_validate(wrapped, model, train_set, val_loader, optimizer, cfg, epoch, device,
-                                     trainable, info, pin)
+                                     trainable, info, pin, part, saver)
+        part = None
         check_finite_weights(model, f"run {run_dir.name}, epoch {epoch + 1}")   # before it is saved as trained
         improved = val_loader is None or not info.is_main or record["val"] > state["best_score"]
         state["epoch"] = epoch + 1
@@ -217,6 +245,8 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
         stop = ddp.broadcast_flag(val_loader is not None and state["bad_epochs"] >= cfg.patience, info)
         if info.is_main:
             _save_epoch(run_dir, model, cfg, optimizer, state, improved, record)
+            if saver is not None:
+                saver.clear()   # the epoch is in last.pt now
         ddp.barrier(info)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, state)
@@ -226,13 +256,16 @@ def fit(model, train_set: Dataset, val_set: Dataset | None, cfg, run_dir: Path, 
 
 
 def _train_and_validate(wrapped, model, train_set, val_loader, optimizer, cfg, epoch: int, device, trainable,
-                        info, pin: bool) -> dict:
-    """One epoch: training, the BN refresh, and validation on the main process; its record."""
-    start = time.time()
+                        info, pin: bool, part: dict | None = None, saver: PartSaver | None = None) -> dict:
+    """One epoch: training, the BN refresh, and validation on the main process; its record. An
+    epoch resumed from ``part`` counts the seconds trained before the cut."""
+    start = time.time() - (float(part["seconds"]) if part is not None else 0.0)
     torch.manual_seed(epoch_seed(cfg.seed, epoch) + 2)  # datasets drawing from the global RNG (not AUDataset)
     per_au_loss, timing = [[] for _ in ddp.unwrap(model).aus], {"first_batch_seconds": 0.0}
+    if part is not None:
+        timing["first_batch_seconds"] = float(part.get("first_batch_seconds", 0.0))
     loss = train_epoch(wrapped, train_loader(train_set, cfg, epoch, info, pin), optimizer, cfg,
-                       epoch, device, trainable, info, per_au_loss, timing)
+                       epoch, device, trainable, info, per_au_loss, timing, part, saver)
     refresh_statistics(wrapped, train_set, cfg, epoch, device)
     train_seconds = time.time() - start
     au_loss = [float(torch.stack(v).float().mean()) if v else float("nan") for v in per_au_loss]

@@ -1,18 +1,24 @@
 """Resuming a run: ``last.pt`` (weights, optimiser, epoch, early-stopping state, RNG) and
 ``best.pt`` (the selected epoch) of a run folder, checked before a run (re)starts so that a
 missing or damaged checkpoint is an error naming the fix, never a silent test of another
-epoch's weights."""
+epoch's weights; and ``part.pt``, the mid-epoch checkpoint (:class:`PartSaver`), from which a run
+cut inside an epoch resumes at the step it reached instead of at the epoch's start."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import time
 
 import torch
 
 from renet_core.base import ddp
 from renet_core.base.io import remove_partial_files, torch_save_atomic
 from renet_core.base.progress import say
-from renet_core.model import read_checkpoint
+from renet_core.model import read_checkpoint, save_checkpoint
+
+#: The mid-epoch checkpoint's file name in a run folder.
+PART = "part.pt"
 
 
 def rng_state() -> dict:
@@ -131,3 +137,57 @@ def unfinished(state: dict | None, cfg) -> str:
     if epoch >= int(cfg.epochs) or bad >= int(cfg.patience):
         return ""
     return f"trained {epoch} of its {cfg.epochs} epochs (last.pt) and did not stop early"
+
+
+class PartSaver:
+    """Writes ``part.pt`` during an epoch, every ``cfg.checkpoint_seconds`` of training (0: never):
+    the weights, the optimiser, the epoch and the steps it has done, the AU-drawing generator and
+    the epoch's running loss sums. A run killed inside an epoch then loses at most that much
+    training: :func:`read_part` restores the state and the loop skips the batches already trained
+    (it still reads them, so every random draw of the data is replayed), so the resumed run ends
+    exactly where an uninterrupted one ends (on the CPU; tests/engine/test_part_checkpoint.py).
+    Not in the run identity: it changes when state is saved, not what is computed."""
+
+    def __init__(self, run_dir: Path, cfg, seconds: float | None = None):
+        self.path = Path(run_dir) / PART
+        self.cfg = cfg
+        self.seconds = float(cfg.checkpoint_seconds if seconds is None else seconds)
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.seconds > 0 and time.monotonic() - self.last >= self.seconds
+
+    def save(self, model, optimizer, part: dict) -> None:
+        save_checkpoint(self.path, model, self.cfg, optimizer=optimizer.state_dict(), part_state=part)
+        self.last = time.monotonic()
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_part(run_dir: str | Path, epoch: int, model, optimizer) -> dict | None:
+    """The in-epoch state of ``run_dir/part.pt`` when it belongs to ``epoch`` (0-based: the epoch
+    after the last finished one), after loading its weights and optimiser state into ``model`` and
+    ``optimizer``; else None. A part of another epoch (stale: the epoch finished after it was
+    written) or an unreadable one is removed: it only ever saves time, never decides a result."""
+    path = Path(run_dir) / PART
+    if not path.exists():
+        return None
+    try:
+        payload = read_checkpoint(path)
+    except ValueError as exc:
+        path.unlink(missing_ok=True)
+        say(f"removed {path}: {exc}; the epoch restarts from its beginning")
+        return None
+    part = payload.get("part_state")
+    if not isinstance(part, dict) or int(part.get("epoch", -1)) != int(epoch):
+        path.unlink(missing_ok=True)
+        return None
+    try:
+        ddp.unwrap(model).load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); delete it to "
+                         f"restart epoch {epoch + 1} from its beginning, or {restart_hint(path.parent)}") from exc
+    say(f"resuming {path.parent.name} inside epoch {epoch + 1}, after step {part['step']}")
+    return part
