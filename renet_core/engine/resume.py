@@ -100,15 +100,20 @@ def check_checkpoints(run_dir: str | Path) -> dict | None:
                      f"are lost, and testing another epoch's would be a wrong result; {restart_hint(run_dir)}")
 
 
-def restore(model, optimizer, path: Path) -> dict:
-    """Load ``last.pt`` into ``model`` and ``optimizer``; returns the saved training state."""
-    payload = read_run_checkpoint(path)
+def _load_states(model, optimizer, payload: dict, path: Path, fix: str) -> None:
+    """The weights and optimiser state of a run checkpoint into ``model`` and ``optimizer``; one
+    of another model or optimiser is an error naming the file and ``fix``."""
     try:
         ddp.unwrap(model).load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); "
-                         f"{restart_hint(path.parent)}") from exc
+        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); {fix}") from exc
+
+
+def restore(model, optimizer, path: Path) -> dict:
+    """Load ``last.pt`` into ``model`` and ``optimizer``; returns the saved training state."""
+    payload = read_run_checkpoint(path)
+    _load_states(model, optimizer, payload, path, restart_hint(path.parent))
     torch.set_rng_state(payload["rng"]["torch"])
     return payload["train_state"]
 
@@ -183,11 +188,7 @@ def read_part(run_dir: str | Path, epoch: int, model, optimizer) -> dict | None:
     if not isinstance(part, dict) or int(part.get("epoch", -1)) != int(epoch):
         path.unlink(missing_ok=True)
         return None
-    try:
-        ddp.unwrap(model).load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path} does not match this run's model/optimizer ({exc}); delete it to "
-                         f"restart epoch {epoch + 1} from its beginning, or {restart_hint(path.parent)}") from exc
+    _load_states(model, optimizer, payload, path,
+                 f"delete it to restart epoch {epoch + 1} from its beginning, or {restart_hint(path.parent)}")
     say(f"resuming {path.parent.name} inside epoch {epoch + 1}, after step {part['step']}")
     return part
