@@ -21,6 +21,7 @@ Writes ``results/convergence_<dataset>_<task>_<variant>.csv`` (one row per run),
     python tools/convergence_curves.py ... --plan        # the ladder, its runs and what is done; trains nothing
     python tools/convergence_curves.py ... --anchor 4225 --check   # one candidate budget: 4225 and 14265 only
     python tools/convergence_curves.py ... --check-from bp4d:renet  # the candidate: another variant's recorded budget
+    python tools/convergence_curves.py ... --archive results/archive/demo  # each finished run's record kept in git
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from renet_core.base.io import to_csv_atomic, write_text_atomic
-from renet_core.engine import ResultsStore, run
+from renet_core.engine import ResultsStore, archive, run
 from renet_core.study import convergence
 from renet_core.study.board import best_validation, validation_history
 from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget, recorded_budget
@@ -70,11 +71,12 @@ def check_rungs(cfg, evals: int, anchor: int) -> list[int]:
 
 def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
             above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None,
-            on_rung=None, check: bool = False):
+            on_rung=None, check: bool = False, after_run=None):
     """Train (or reuse) the ladder rung by rung until the rule finds a budget (every rung with
     ``every``; nothing with ``train=False``); return ``(points frame, Budget of the mean, ladder)``.
     ``on_rung(points, budget, rungs)`` is called after each rung (the page so far: a long ladder
-    cut by a session's end leaves its curve up to the last finished rung). With ``check`` the
+    cut by a session's end leaves its curve up to the last finished rung); ``after_run(cfg)`` after
+    each run is trained (``--archive``: its record is kept at once). With ``check`` the
     ladder is :func:`check_rungs`: one candidate budget and its horizon, ``below``/``above`` unused."""
     cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
     evals = evaluations(profile, dataset, task)
@@ -89,6 +91,8 @@ def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3)
                 print(f"{variant} on {dataset} ({task}), fold {cfg.fold}, {steps} steps [run {at.config_hash()}]",
                       flush=True)
                 run(at)
+                if after_run is not None:
+                    after_run(at)
             records.append(point(at))
         budget = convergence.converged_budget(curves(pd.DataFrame(records)), margin, min_folds=convergence.MIN_FOLDS)
         if on_rung is not None:
@@ -203,6 +207,8 @@ def main(argv=None) -> None:
     p.add_argument("--record", action="store_true", help="write a converged budget to the budgets file")
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="figures")
+    p.add_argument("--archive", default=None, metavar="FOLDER",
+                   help="export each finished run's record here (renet_core.engine.archive), e.g. results/archive/demo")
     a = p.parse_args(argv)
     if a.list:
         for d, t, v in claim_variants(a.profile):
@@ -224,8 +230,12 @@ def main(argv=None) -> None:
         figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
         return page
 
+    def keep(cfg) -> None:
+        archive.export_runs(ResultsStore(cfg.results_dir), a.archive, [cfg.config_hash()])
+
     points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
-                                    a.all, train=not a.plan, on_rung=None if a.plan else write, check=a.check)
+                                    a.all, train=not a.plan, on_rung=None if a.plan else write, check=a.check,
+                                    after_run=keep if a.archive else None)
     if a.plan:
         todo = points[~points["done"]]
         print(points[["fold", "steps", "done", "best_val", "config_hash"]].to_string(index=False))

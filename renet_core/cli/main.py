@@ -1,4 +1,4 @@
-"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics|predict|compare ...``.
+"""Command line: ``python -m renet_core train|evaluate|cv|grid|dynamics|predict|compare|archive ...``.
 
 Examples::
 
@@ -12,6 +12,8 @@ Examples::
     python -m renet_core dynamics --profile demo --steps 1500 --eval-every 250  # notebook 09's curves
     python -m renet_core predict clip.mp4 photos/ --run RUN_DIR --out aus.csv  # your own faces
     python -m renet_core compare results/ rerun/results/  # a rerun against the committed results
+    python -m renet_core archive export --profile demo    # finished runs' records into results/archive/demo
+    python -m renet_core archive import --profile demo    # ... and into this machine's cache
 
 A config is built by ``ExperimentConfig.build`` from: the defaults of ExperimentConfig <
 ``--profile`` < ``--config`` YAML < the shortcut flags < ``--set key=value`` (values parsed as
@@ -31,6 +33,7 @@ import yaml
 
 from renet_core.base.io import write_text_atomic
 from renet_core.cli.launch import spread_runs
+from renet_core.engine import archive
 from renet_core.engine import (
     PROFILE_NAMES,
     ExperimentConfig,
@@ -106,7 +109,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     c.add_argument("rerun", help="the results folder of a rerun (another machine, a fresh clone)")
     c.add_argument("--profile", help="compare this profile's runs only (default: every <profile>_runs.csv)")
     c.add_argument("--out", help="also write the comparison (Markdown) to this file")
+    a = sub.add_parser("archive", help="finished runs' records (no checkpoints) between the cache and a folder "
+                                       "git keeps (renet_core.engine.archive)")
+    a.add_argument("action", choices=("export", "import"))
+    a.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
+    a.add_argument("--archive", help="the records' folder (default: results/archive/<profile>)")
+    a.add_argument("--results-dir", help="the store (default: $RENET_CACHE/runs/<profile>)")
     return parser.parse_args(argv)
+
+
+def _archive(args) -> int:
+    """``archive export|import``: :func:`renet_core.engine.archive.export_runs` / ``import_runs``."""
+    store = ResultsStore(args.results_dir or ExperimentConfig.build(profile=args.profile).results_dir)
+    folder = Path(args.archive or Path("results") / "archive" / args.profile)
+    try:
+        if args.action == "export":
+            written = archive.export_runs(store, folder)
+            print(f"{len(written)} run record(s) written to {folder} ({len(archive.finished_runs(store))} "
+                  f"finished in {store.root})")
+        else:
+            imported, skipped = archive.import_runs(folder, store)
+            print(f"{len(imported)} run record(s) imported into {store.root}; {len(skipped)} left out")
+            return int(bool(skipped))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"archive {args.action}: {exc}") from None
+    return 0
 
 
 def _dynamics_parser(sub) -> None:
@@ -227,6 +254,8 @@ def main(argv=None) -> int:
         return predict_command.run(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "archive":
+        return _archive(args)
     if args.command == "train" and args.dry_run:
         return _dry_run(args)
     cfg = build_config(args)

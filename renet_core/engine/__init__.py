@@ -1,7 +1,8 @@
 """Layer 3, the engine: a run's config (:mod:`.config`, :mod:`.profiles`), identity
 (:mod:`.identity`), data splits (:mod:`.splits`), training loop (:mod:`.loop`, :mod:`.precision`,
 :mod:`.evaluate`, :mod:`.resume`), execution (:mod:`.execute`, :mod:`.run`), the offline stand-in
-backbone (:mod:`.standin`) and the results store (:mod:`.store`). Imports the layers below only.
+backbone (:mod:`.standin`), the results store (:mod:`.store`) and its runs' records between
+machines (:mod:`.archive`). Imports the layers below only.
 
     from renet_core.engine import ExperimentConfig, run
     result = run(ExperimentConfig.build(profile="smoke", dataset="bp4d", model="renet"))

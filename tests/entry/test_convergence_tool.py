@@ -20,13 +20,14 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     tool = load_tool("convergence_curves")
     out = ["--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures")]
     args = ["--profile", "smoke", "--folds", "1", "--anchor", "2", "--below", "0", "--above", "1"] + out
-    tool.main(args)
+    tool.main(args + ["--archive", str(tmp_path / "archive")])   # each run's record kept as it finishes
     name = "convergence_bp4d_occurrence_renet"
     points = pd.read_csv(tmp_path / "results" / f"{name}.csv")
     base = tool.variant_configs("smoke", "bp4d", "occurrence", "renet", [1])[0]
     assert list(points["steps"]) == [2, 4] and points["done"].all()
     assert list(points["config_hash"]) == [budgets.at_budget(base, s, 2).config_hash() for s in (2, 4)]
     assert list(points["steps_trained"]) == [2, 4] and points["best_val"].between(0, 1).all()
+    assert sorted(p.parent.name for p in (tmp_path / "archive").glob("*/done.json")) == sorted(points["config_hash"])
     page = (tmp_path / "results" / f"{name}.md").read_text()
     mine = convergence.converged_budget(tool.curves(points), 0.01)
     assert mine.status == "too few folds" and f"({mine.status}: {mine.reason})" in page

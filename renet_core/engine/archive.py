@@ -1,0 +1,123 @@
+"""Run records that outlive a machine: finished runs exported from a store to a folder that git
+keeps, and imported into another store (issue 33's long computation spans sittings whose machines
+do not share a cache).
+
+A run's *record* is everything a table, the scoreboard or a convergence curve reads of it, and
+nothing it trains from::
+
+    <archive>/<config_hash>/
+        config.json        the full config (its identity is checked on import)
+        environment.json   where it computed (processor, libraries, threads)
+        predictions.npz    test-set labels and scores (tables and t-SNE are rebuilt from these)
+        rows.csv           its rows of the store's results.csv
+        done.json          written last: history, steps, seconds, test summary
+
+Checkpoints (``last.pt``, ``best.pt``: tens of MB each) stay behind, so an imported run can be
+read but not re-evaluated or fine-tuned; a run that needs its weights is trained again under a
+``--force``. Only finished runs travel: a run cut mid-training resumes from its checkpoints on
+the machine that holds them, or starts again elsewhere.
+
+    python -m renet_core archive export --profile demo --to results/archive/demo
+    python -m renet_core archive import --profile demo --from results/archive/demo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from renet_core.base.io import atomic_path, to_csv_atomic, write_bytes_atomic
+from renet_core.engine.config import ExperimentConfig
+from renet_core.engine.store import ResultsStore
+
+#: A record's files besides its rows, in the order they are copied; ``done.json`` goes last.
+FILES = ("config.json", "environment.json", "predictions.npz")
+DONE = "done.json"
+ROWS = "rows.csv"
+#: What stays behind, and is removed where a record arrives over an unfinished attempt.
+CHECKPOINTS = ("last.pt", "best.pt", "part.pt")
+
+
+def _copy(source: Path, target: Path) -> None:
+    with atomic_path(target, suffix=source.suffix) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def finished_runs(store: ResultsStore) -> list[str]:
+    """The identities of the store's finished runs (a ``done.json`` in their folder), sorted."""
+    runs = store.root / "runs"
+    return sorted(p.parent.name for p in runs.glob(f"*/{DONE}")) if runs.is_dir() else []
+
+
+def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None) -> list[str]:
+    """Copy the records of ``keys`` (default: every finished run of ``store``) into ``archive``;
+    a record already there with the same ``done.json`` is left as it is. Returns the identities
+    written. A key that is not a finished run of the store is an error naming it."""
+    archive = Path(archive)
+    done = finished_runs(store)
+    keys = done if keys is None else list(keys)
+    missing = sorted(set(keys) - set(done))
+    if missing:
+        raise ValueError(f"{store.root}: no finished run {missing}; expected identities of runs with a {DONE}")
+    rows = store.load()
+    written = []
+    for key in keys:
+        source, target = store.run_dir(key), archive / key
+        summary = (source / DONE).read_bytes()
+        if (target / DONE).exists() and (target / DONE).read_bytes() == summary:
+            continue
+        (target / DONE).unlink(missing_ok=True)   # a record being replaced is unfinished meanwhile
+        for name in FILES:
+            if (source / name).exists():
+                _copy(source / name, target / name)
+        to_csv_atomic(rows[rows["config_hash"] == key], target / ROWS, index=False)
+        write_bytes_atomic(target / DONE, summary)
+        written.append(key)
+    return written
+
+
+def _check_identity(record: Path, store: ResultsStore) -> str | None:
+    """Why the record's config does not make the identity it is filed under (None: it does)."""
+    try:
+        values = json.loads((record / "config.json").read_text())
+        values.update(results_dir=str(store.root), cache_dir=None, progress=False)
+        made = ExperimentConfig.from_dict(values).config_hash()
+    except (OSError, ValueError, TypeError) as exc:
+        return f"its config.json cannot be read here ({exc})"
+    return None if made == record.name else f"its config.json makes run {made}, not {record.name}"
+
+
+def import_runs(archive: str | os.PathLike, store: ResultsStore) -> tuple[list[str], dict[str, str]]:
+    """Copy every finished record of ``archive`` that ``store`` has not finished into it: files,
+    then rows, then ``done.json`` last, so an import cut short leaves runs unfinished, never half
+    served. A record whose config does not make its identity, or that lacks a file the tables
+    read, is left out with a warning. Returns ``(imported identities, {left out: why})``."""
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise FileNotFoundError(f"{archive}: no run archive here; expected a folder of <config_hash>/ records "
+                                f"written by 'python -m renet_core archive export'")
+    imported, skipped = [], {}
+    for record in sorted(p.parent for p in archive.glob(f"*/{DONE}")):
+        key = record.name
+        if store.is_done(key):
+            continue
+        lacking = [n for n in ("config.json", "predictions.npz", ROWS) if not (record / n).exists()]
+        why = f"it lacks {lacking}" if lacking else _check_identity(record, store)
+        if why:
+            skipped[key] = why
+            warnings.warn(f"{record}: not imported: {why}")
+            continue
+        for name in CHECKPOINTS:   # an unfinished attempt's weights are not this record's
+            (store.run_dir(key) / name).unlink(missing_ok=True)
+        for name in FILES:
+            if (record / name).exists():
+                _copy(record / name, store.run_dir(key) / name)
+        store.add_rows(pd.read_csv(record / ROWS, dtype={"config_hash": str}))
+        _copy(record / DONE, store.run_dir(key) / DONE)
+        imported.append(key)
+    return imported, skipped
