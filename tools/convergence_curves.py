@@ -69,6 +69,17 @@ def check_rungs(cfg, evals: int, anchor: int) -> list[int]:
     return [rungs[0], top]
 
 
+def ladder_runs(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
+                above: int = 5, anchor: int | None = None, check: bool = False, roots=None):
+    """``(rungs, [[config of each fold] per rung], evaluations)``: the ladder's runs, each exactly
+    the study's run at that budget (:func:`renet_core.study.budgets.at_budget`)."""
+    cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
+    evals = evaluations(profile, dataset, task)
+    start = anchor or au_steps(cfgs[0]) or evals
+    rungs = check_rungs(cfgs[0], evals, start) if check else ladder(cfgs[0], evals, start, below, above)
+    return rungs, [[at_budget(cfg, steps, evals) for cfg in cfgs] for steps in rungs], evals
+
+
 def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3), below: int = 3,
             above: int = 5, anchor: int | None = None, every: bool = False, train: bool = True, roots=None,
             on_rung=None, check: bool = False, after_run=None):
@@ -78,17 +89,13 @@ def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3)
     cut by a session's end leaves its curve up to the last finished rung); ``after_run(cfg)`` after
     each run is trained (``--archive``: its record is kept at once). With ``check`` the
     ladder is :func:`check_rungs`: one candidate budget and its horizon, ``below``/``above`` unused."""
-    cfgs = variant_configs(profile, dataset, task, variant, folds, roots)
-    evals = evaluations(profile, dataset, task)
-    start = anchor or au_steps(cfgs[0]) or evals
-    rungs = check_rungs(cfgs[0], evals, start) if check else ladder(cfgs[0], evals, start, below, above)
+    rungs, runs, _ = ladder_runs(profile, dataset, task, variant, folds, below, above, anchor, check, roots)
     margin = convergence.margin_for(task)
     records, budget = [], None
-    for steps in rungs:
-        for cfg in cfgs:
-            at = at_budget(cfg, steps, evals)
+    for steps, configs in zip(rungs, runs):
+        for at in configs:
             if train:
-                print(f"{variant} on {dataset} ({task}), fold {cfg.fold}, {steps} steps [run {at.config_hash()}]",
+                print(f"{variant} on {dataset} ({task}), fold {at.fold}, {steps} steps [run {at.config_hash()}]",
                       flush=True)
                 run(at)
                 if after_run is not None:
