@@ -128,8 +128,7 @@ def main(argv=None) -> int:
     todo = queue(tool, a.profile, a.spec or default_specs(), [int(f) for f in a.folds.split(",")], say)
     say(f"{len(todo)} run(s) to train on {device_name(a.device)}, {a.jobs} at a time, {a.minutes:g} min")
     from renet_core.engine import load_splits
-    for cfg in {c.data_identity(): c for c in todo}.values():   # each dataset prepared once, before the rush
-        load_splits(cfg)
+    prepared = set()
     work = Path(tempfile.mkdtemp(prefix="gpu_convergence-"))
     records = work / "records"
     rate, running, tried = a.step_seconds, [], []
@@ -158,6 +157,9 @@ def main(argv=None) -> int:
             if cfg is None:
                 break
             todo.remove(cfg)
+            if cfg.data_identity() not in prepared:   # each dataset prepared once here, not by N runs at once
+                load_splits(cfg)
+                prepared.add(cfg.data_identity())
             key = cfg.config_hash()
             cfg = cfg.replace(device=a.device, num_workers=a.workers, progress=False)
             assert cfg.config_hash() == key, "device, loader workers and progress are not in the run identity"

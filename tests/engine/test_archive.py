@@ -19,7 +19,7 @@ from renet_core.engine.store import ResultsStore
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    cfg = toy_config(tmp_path_factory.mktemp("origin"), model="renet", epochs=2)
+    cfg = toy_config(tmp_path_factory.mktemp("origin"), epochs=1)
     return cfg, toy_run(cfg)
 
 
