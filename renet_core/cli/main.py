@@ -115,6 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
     a.add_argument("--archive", help="the records' folder (default: results/archive/<profile>)")
     a.add_argument("--results-dir", help="the store (default: $RENET_CACHE/runs/<profile>)")
+    a.add_argument("--features", action="store_true", help="export: keep Fig. 3's test features (~3 MB a RE-Net run)")
     return parser.parse_args(argv)
 
 
@@ -124,7 +125,7 @@ def _archive(args) -> int:
     folder = Path(args.archive or Path("results") / "archive" / args.profile)
     try:
         if args.action == "export":
-            written = archive.export_runs(store, folder)
+            written = archive.export_runs(store, folder, features=args.features)
             print(f"{len(written)} run record(s) written to {folder} ({len(archive.finished_runs(store))} "
                   f"finished in {store.root})")
         else:

@@ -8,7 +8,9 @@ nothing it trains from::
     <archive>/<config_hash>/
         config.json        the full config (its identity is checked on import)
         environment.json   where it computed (processor, libraries, threads)
-        predictions.npz    test-set labels and scores (tables and t-SNE are rebuilt from these)
+        predictions.npz    test-set labels and scores (tables are rebuilt from these); Fig. 3's
+                           features only with ``features=True`` (RE-Net's are ~3 MB a run,
+                           the rest of a record ~0.1 MB)
         rows.csv           its rows of the store's results.csv
         done.json          written last: history, steps, seconds, test summary
 
@@ -29,6 +31,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from renet_core.base.io import atomic_path, to_csv_atomic, write_bytes_atomic
@@ -43,9 +46,24 @@ ROWS = "rows.csv"
 CHECKPOINTS = ("last.pt", "best.pt", "part.pt")
 
 
+#: The arrays of predictions.npz that only Fig. 3 (t-SNE) reads.
+FEATURES = ("features", "features_index")
+
+
 def _copy(source: Path, target: Path) -> None:
     with atomic_path(target, suffix=source.suffix) as tmp:
         shutil.copyfile(source, tmp)
+
+
+def _copy_predictions(source: Path, target: Path, features: bool) -> None:
+    """predictions.npz, without Fig. 3's features unless ``features``."""
+    with np.load(source, allow_pickle=False) as saved:
+        if features or not any(k in saved.files for k in FEATURES):
+            return _copy(source, target)
+        arrays = {k: saved[k] for k in saved.files if k not in FEATURES}
+    with atomic_path(target, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
 
 
 def finished_runs(store: ResultsStore) -> list[str]:
@@ -54,10 +72,11 @@ def finished_runs(store: ResultsStore) -> list[str]:
     return sorted(p.parent.name for p in runs.glob(f"*/{DONE}")) if runs.is_dir() else []
 
 
-def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None) -> list[str]:
-    """Copy the records of ``keys`` (default: every finished run of ``store``) into ``archive``;
-    a record already there with the same ``done.json`` is left as it is. Returns the identities
-    written. A key that is not a finished run of the store is an error naming it."""
+def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, features: bool = False) -> list[str]:
+    """Copy the records of ``keys`` (default: every finished run of ``store``) into ``archive``,
+    Fig. 3's features left behind unless ``features``; a record already there with the same
+    ``done.json`` is left as it is. Returns the identities written. A key that is not a finished
+    run of the store is an error naming it."""
     archive = Path(archive)
     done = finished_runs(store)
     keys = done if keys is None else list(keys)
@@ -73,7 +92,9 @@ def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None) -> l
             continue
         (target / DONE).unlink(missing_ok=True)   # a record being replaced is unfinished meanwhile
         for name in FILES:
-            if (source / name).exists():
+            if name == "predictions.npz" and (source / name).exists():
+                _copy_predictions(source / name, target / name, features)
+            elif (source / name).exists():
                 _copy(source / name, target / name)
         to_csv_atomic(rows[rows["config_hash"] == key], target / ROWS, index=False)
         write_bytes_atomic(target / DONE, summary)

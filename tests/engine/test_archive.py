@@ -37,13 +37,22 @@ def test_a_record_travels_and_is_served_as_the_run_it_names(finished, tmp_path):
     assert archive.import_runs(tmp_path / "archive", store) == ([], {})      # already finished here
     assert store.done_summary(key) == origin.done_summary(key)
     ours, theirs = store.load_predictions(key), origin.load_predictions(key)
-    assert all(np.array_equal(ours[k], theirs[k], equal_nan=ours[k].dtype.kind == "f") for k in theirs)
+    assert set(theirs) - set(ours) == set(archive.FEATURES)              # Fig. 3's features stay behind
+    assert all(np.array_equal(ours[k], theirs[k], equal_nan=ours[k].dtype.kind == "f") for k in ours)
     assert not any((store.run_dir(key) / name).exists() for name in archive.CHECKPOINTS)
 
     served, there = toy_run(elsewhere), toy_run(cfg)    # found by identity: neither trains again
     assert served.skipped and there.skipped
     pd.testing.assert_frame_equal(served.rows.reset_index(drop=True), there.rows.reset_index(drop=True))
     assert served.rows["value"].tolist() == result.rows["value"].tolist()
+
+
+def test_fig3s_features_travel_when_asked(finished, tmp_path):
+    cfg, _ = finished
+    key = cfg.config_hash()
+    archive.export_runs(ResultsStore(cfg.results_dir), tmp_path / "archive", features=True)
+    with np.load(tmp_path / "archive" / key / "predictions.npz") as saved:
+        assert set(archive.FEATURES) <= set(saved.files) and saved["features"].shape[0] == cfg.save_features
 
 
 def test_a_record_that_is_not_its_run_is_left_out(finished, tmp_path):
