@@ -161,7 +161,10 @@ def tsne_inputs(dataset: str = "bp4d", root: str | None = None, fold: int = 1, *
         rows = run(cfg).rows
         pred[model] = ResultsStore(cfg.results_dir).load_predictions(cfg.config_hash())
         if "features" not in pred[model]:
-            raise ValueError(f"run {cfg.config_hash()} saved no features (save_features=0); set save_features > 0")
+            why = ("saved no features (save_features=0); set save_features > 0" if not cfg.save_features else
+                   "holds no features: its record was imported without them (renet_core.engine.archive); export it "
+                   "with 'python -m renet_core archive export --features' where it was trained, or retrain it (force)")
+            raise ValueError(f"run {cfg.config_hash()} {why}")
     out = feature_inputs(pred)
     out["source"] = str(rows["data_source"].iloc[0]) if len(rows) and "data_source" in rows else dataset
     return out

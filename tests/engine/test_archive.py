@@ -98,3 +98,15 @@ def test_the_command_line_exports_imports_and_names_a_missing_folder(finished, t
         main(["archive", "import", "--results-dir", str(tmp_path / "new"), "--archive", str(tmp_path / "none")])
     with pytest.raises(ValueError, match="no finished run"):
         archive.export_runs(ResultsStore(cfg.results_dir), folder, keys=["ffffffffffffffff"])
+
+
+def test_fig3_names_a_record_imported_without_its_features(monkeypatch):
+    import importlib
+    from types import SimpleNamespace
+
+    reproduce = importlib.import_module("renet_core.study.reproduce")   # the module, not the function
+
+    monkeypatch.setattr(reproduce, "run", lambda cfg: SimpleNamespace(rows=pd.DataFrame()))
+    monkeypatch.setattr(reproduce.ResultsStore, "load_predictions", lambda self, key: {"y_true": np.zeros((2, 12))})
+    with pytest.raises(ValueError, match="imported without them .*archive export --features"):
+        reproduce.tsne_inputs(profile="smoke")
