@@ -46,6 +46,8 @@ ROWS = "rows.csv"
 CHECKPOINTS = ("last.pt", "best.pt", "part.pt")
 
 
+#: Config fields that name folders of the machine that ran it (not in the identity): left empty.
+LOCAL_FIELDS = ("results_dir", "cache_dir")
 #: The arrays of predictions.npz that only Fig. 3 (t-SNE) reads.
 FEATURES = ("features", "features_index")
 
@@ -92,7 +94,11 @@ def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, feat
             continue
         (target / DONE).unlink(missing_ok=True)   # a record being replaced is unfinished meanwhile
         for name in FILES:
-            if name == "predictions.npz" and (source / name).exists():
+            if name == "config.json":
+                values = json.loads((source / name).read_text())
+                values.update(dict.fromkeys(LOCAL_FIELDS))
+                write_bytes_atomic(target / name, json.dumps(values, indent=2, default=str).encode())
+            elif name == "predictions.npz" and (source / name).exists():
                 _copy_predictions(source / name, target / name, features)
             elif (source / name).exists():
                 _copy(source / name, target / name)

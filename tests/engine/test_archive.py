@@ -30,6 +30,7 @@ def test_a_record_travels_and_is_served_as_the_run_it_names(finished, tmp_path):
     assert archive.export_runs(origin, tmp_path / "archive") == []          # unchanged: not rewritten
     record = tmp_path / "archive" / key
     assert sorted(p.name for p in record.iterdir()) == sorted([*archive.FILES, archive.ROWS, archive.DONE])
+    assert all(json.loads((record / "config.json").read_text())[k] is None for k in archive.LOCAL_FIELDS)
 
     elsewhere = cfg.replace(results_dir=str(tmp_path / "elsewhere"))
     store = ResultsStore(elsewhere.results_dir)
