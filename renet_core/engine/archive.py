@@ -19,8 +19,8 @@ read but not re-evaluated or fine-tuned; a run that needs its weights is trained
 ``--force``. Only finished runs travel: a run cut mid-training resumes from its checkpoints on
 the machine that holds them, or starts again elsewhere.
 
-    python -m renet_core archive export --profile demo --to results/archive/demo
-    python -m renet_core archive import --profile demo --from results/archive/demo
+    python -m renet_core archive export --profile demo --archive results/archive/demo
+    python -m renet_core archive import --profile demo --archive results/archive/demo
 """
 
 from __future__ import annotations
