@@ -33,30 +33,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from renet_core.base.environment import read_environment
 from renet_core.base.io import to_csv_atomic, write_text_atomic
 from renet_core.engine import ResultsStore, archive, run
 from renet_core.study import convergence
 from renet_core.study.board import best_validation, validation_history
 from renet_core.study.budgets import at_budget, au_steps, evaluations, ladder, record_budget, recorded_budget
 from renet_core.study.figures import pyplot, save_figure
+from renet_core.study.provenance import run_environments, table_environments
 from renet_core.study.variants import claim_variants, variant_configs
 
 
 def point(cfg) -> dict:
-    """One run of the ladder: its budget, its best validation score and what it trained (NaN
-    score when the run is not finished)."""
+    """One run of the ladder: its budget, its best validation score, what it trained and the key
+    of the environment that made it (NaN score and no environment when the run is not finished)."""
     store = ResultsStore(cfg.results_dir)
     key = cfg.config_hash()
     done = store.is_done(key)
     summary = store.done_summary(key) if done else {}
     history = validation_history(store, cfg) if done else []
     best = best_validation(store, cfg) if done else None
+    env = read_environment(store.run_dir(key)) if done else None
     return {"dataset": cfg.dataset, "task": cfg.task, "variant": cfg.method_name(), "fold": cfg.fold,
             "steps": au_steps(cfg), "epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
             "best_val": math.nan if best is None else best,
             "best_epoch": next((e for e, v in history if v == best), None) if best is not None else None,
             "steps_trained": summary.get("steps"), "seconds": summary.get("seconds"), "done": done,
-            "config_hash": key}
+            "config_hash": key, "environment": (env or {}).get("key", "not recorded" if done else "")}
 
 
 def check_rungs(cfg, evals: int, anchor: int) -> list[int]:
@@ -114,10 +117,27 @@ def curves(points: pd.DataFrame) -> dict[int, list[tuple[int, float]]]:
     return {int(f): list(zip(g["steps"].astype(int), g["best_val"].astype(float))) for f, g in points.groupby("fold")}
 
 
+def environments(points: pd.DataFrame, results_dir) -> str:
+    """The page's paragraph on what made the ladder's finished runs (their ``environment.json``
+    in the store under ``results_dir``): processor, ISA flags, torch, threads, precision, the run
+    count of each, "mixes N environments" when they differ (a ladder whose rungs were trained on two
+    processors is not one measurement), and the dates the records were written. Empty when no run
+    is finished."""
+    store = ResultsStore(results_dir)
+    done = points[points["done"].astype(bool)]
+    records = run_environments({h: store.run_dir(h) for h in done["config_hash"]})
+    _, text = table_environments(records, subject="ladder", parts="rungs")
+    dates = sorted(r["recorded"][:10] for r in records.values() if r and r.get("recorded"))
+    if text and dates:
+        text += (f"\n\nRecorded {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") +
+                 ". Whether anything ran beside a run is not recorded; the timings' conditions are in docs/findings.md.")
+    return text
+
+
 def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, variant: str, rungs, name: str,
-           command: str = "", check: bool = False) -> str:
+           command: str = "", check: bool = False, made_in: str = "") -> str:
     """The Markdown page: the curve per fold and its mean, the budget of the mean (the one that
-    decides) and of each fold (information)."""
+    decides) and of each fold (information); ``made_in``: :func:`environments`' paragraph."""
     unit = "F1" if task == "occurrence" else "ICC"
     folds = sorted(points["fold"].unique())
     per_fold = convergence.fold_budgets(curves(points), budget.margin)
@@ -131,6 +151,7 @@ def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, 
              f"{unit} (what early stopping picks). Validation decides; no test score is read. "
              f"Made by `python tools/convergence_curves.py {command or f'--profile {profile} --dataset {dataset} --task {task} --variant {variant}'}`"
              f" (ladder {', '.join(str(r) for r in rungs)}).", "",
+             *([made_in, ""] if made_in else []),
              f"**The rule** (issue 33): the smallest budget at which the mean over {convergence.MIN_FOLDS} folds comes "
              f"within {budget.margin:g} {unit} of its maximum, the curve reaching at least {convergence.HORIZON:g}x "
              f"that budget (three rungs of a ladder spaced {convergence.LONGER:g}x); none: not converged, budget unknown.", "",
@@ -232,7 +253,8 @@ def main(argv=None) -> None:
         results.mkdir(parents=True, exist_ok=True)
         figures.mkdir(parents=True, exist_ok=True)
         to_csv_atomic(points, results / f"{name}.csv", index=False)
-        page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command, a.check)
+        made_in = environments(points, variant_configs(a.profile, a.dataset, a.task, a.variant, folds[:1])[0].results_dir)
+        page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command, a.check, made_in)
         write_text_atomic(results / f"{name}.md", page)
         figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
         return page

@@ -52,11 +52,13 @@ def environment_labels(records: Mapping[str, dict | None]) -> dict[str, str]:
     return {run: record["key"] if record else "environment not recorded" for run, record in records.items()}
 
 
-def table_environments(records: Mapping[str, dict | None]) -> tuple[str, str]:
+def table_environments(records: Mapping[str, dict | None], subject: str = "table",
+                       parts: str = "rows") -> tuple[str, str]:
     """``(label, paragraph)`` for a table made of the runs ``records`` (``{config_hash: record}``):
     the label for its data source column ("env-1a2b3c4d5e", "2 environments (mixed): env-.., env-..",
     "environment not recorded") and a Markdown paragraph that describes each environment and how
-    many of the runs it made."""
+    many of the runs it made. ``subject`` and ``parts`` name what the runs make ("table" and
+    "rows"; a convergence page's "ladder" and "rungs")."""
     groups: dict[str, list[str]] = {}
     described: dict[str, str] = {}
     for run, record in sorted(records.items()):
@@ -75,9 +77,9 @@ def table_environments(records: Mapping[str, dict | None]) -> tuple[str, str]:
     for key in recorded + ([NOT_RECORDED] if NOT_RECORDED in groups else []):
         n = len(groups[key])
         lines.append(f"- {n} run{'s' if n != 1 else ''}: {described[key]}")
-    head = ("Environment of this table's runs (`<run dir>/environment.json`):" if len(groups) == 1 else
-            f"**This table mixes {len(groups)} environments**: its runs were not all made with the same "
-            "libraries, processor, threads or precision, so differences between its rows may come from "
+    head = (f"Environment of this {subject}'s runs (`<run dir>/environment.json`):" if len(groups) == 1 else
+            f"**This {subject} mixes {len(groups)} environments**: its runs were not all made with the same "
+            f"libraries, processor, threads or precision, so differences between its {parts} may come from "
             "the environment (`<run dir>/environment.json`):")
     return label, "\n".join([head, "", *lines])
 

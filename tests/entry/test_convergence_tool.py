@@ -41,6 +41,21 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     tool.main(args)                                                    # a rerun trains nothing
     assert [p.stat().st_mtime_ns for p in done] == stamps
 
+    # the page names what made its runs, and says so when the rungs came from two processors
+    from renet_core.base.environment import read_environment, write_environment
+    records = [read_environment(store.run_dir(h)) for h in points["config_hash"]]
+    assert list(points["environment"]) == [r["key"] for r in records]
+    assert "Environment of this ladder's runs" in page and f"2 runs: {records[0]['key']}: {records[0]['processor']}" in page
+    write_environment(store.run_dir(points["config_hash"][1]),
+                      dict(records[1], processor="Intel(R) Xeon(R) Other", isa_flags="avx512_bf16 amx_bf16",
+                           recorded="2026-01-02 03:04:05"))
+    made_in = tool.environments(points, base.results_dir)
+    assert "**This ladder mixes 2 environments**" in made_in and "differences between its rungs" in made_in
+    assert "1 run: " in made_in and "Intel(R) Xeon(R) Other (avx512_bf16 amx_bf16)" in made_in
+    assert f"Recorded 2026-01-02 to {records[0]['recorded'][:10]}." in made_in
+    assert made_in in tool.render(points, mine, "smoke", "bp4d", "occurrence", "renet", [2, 4], name, made_in=made_in)
+    assert tool.environments(points.assign(done=False), base.results_dir) == ""
+
     seen = []                                                          # the page is written after each rung
     tool.measure("smoke", "bp4d", "occurrence", "renet", [1], below=0, above=1, anchor=2, every=True,
                  on_rung=lambda points, budget, rungs: seen.append(list(points["steps"])))
