@@ -248,12 +248,14 @@ def main(argv=None) -> None:
     name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
     command = " ".join(sys.argv[1:] if argv is None else argv)
 
+    store_dir = variant_configs(a.profile, a.dataset, a.task, a.variant, folds[:1])[0].results_dir
+
     def write(points, budget, rungs) -> str:
         results, figures = Path(a.results), Path(a.figures)
         results.mkdir(parents=True, exist_ok=True)
         figures.mkdir(parents=True, exist_ok=True)
         to_csv_atomic(points, results / f"{name}.csv", index=False)
-        made_in = environments(points, variant_configs(a.profile, a.dataset, a.task, a.variant, folds[:1])[0].results_dir)
+        made_in = environments(points, store_dir)
         page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command, a.check, made_in)
         write_text_atomic(results / f"{name}.md", page)
         figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
