@@ -19,6 +19,7 @@ Writes ``results/convergence_<dataset>_<task>_<variant>.csv`` (one row per run),
     RENET_CACHE=<cache> python tools/convergence_curves.py --dataset bp4d --task occurrence --variant renet
     python tools/convergence_curves.py --list            # every variant behind a claim, what is done
     python tools/convergence_curves.py ... --plan        # the ladder, its runs and what is done; trains nothing
+    python tools/convergence_curves.py ... --from-store  # the page from the finished runs only; trains nothing
     python tools/convergence_curves.py ... --anchor 4225 --check   # one candidate budget: 4225 and 14265 only
     python tools/convergence_curves.py ... --check-from bp4d:renet  # the candidate: another variant's recorded budget
     python tools/convergence_curves.py ... --archive results/archive/demo  # each finished run's record kept in git
@@ -134,6 +135,19 @@ def environments(points: pd.DataFrame, results_dir) -> str:
     return text
 
 
+def gaps_text(points: pd.DataFrame, margin: float) -> str:
+    """The page's sentence on rungs not finished on every fold (a ladder in progress, or a page
+    written ``--from-store`` from the runs one machine kept): the mean and the rule leave them out."""
+    done = points.groupby("steps")["done"].apply(lambda d: bool(d.astype(bool).all()))
+    gaps = [int(s) for s, ok in done.items() if not ok]
+    if not gaps:
+        return ""
+    return (f"**Rungs not finished on every fold: {', '.join(map(str, gaps))}.** The mean and the rule leave them "
+            f"out and judge only the rungs finished on every fold (the smallest within {margin:g} of their maximum): "
+            "an unfinished rung below the budget might qualify too (the budget is then longer than needed, never "
+            "shorter), and a peak at an unfinished rung is not seen.")
+
+
 def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, variant: str, rungs, name: str,
            command: str = "", check: bool = False, made_in: str = "") -> str:
     """The Markdown page: the curve per fold and its mean, the budget of the mean (the one that
@@ -142,6 +156,7 @@ def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, 
     folds = sorted(points["fold"].unique())
     per_fold = convergence.fold_budgets(curves(points), budget.margin)
     mean = dict(budget.curve)
+    gaps = gaps_text(points, budget.margin)
     cfg = points.iloc[0]
     lines = [f"# Converged budget: {variant} on {dataset} ({task})", "",
              f"Data: the {profile} profile's data for {dataset} (SynthAU twin unless a root is configured; see each "
@@ -160,6 +175,7 @@ def render(points: pd.DataFrame, budget, profile: str, dataset: str, task: str, 
                 f"within {budget.margin:g} of the better of the two); what it cannot see is a peak between them. "
                 "Rejected, the candidate says the variant needs a longer budget: run the ladder without `--check` "
                 "(these runs are reused).", ""] if check else []),
+             *([gaps, ""] if gaps else []),
              f"**Budget: {budget.steps if budget.converged else 'unknown'}** ({budget.status}: {budget.reason}).", "",
              "| steps | " + " | ".join(f"fold {f}" for f in folds) + " | mean |", "|---" * (len(folds) + 2) + "|"]
     for steps, group in points.groupby("steps"):
@@ -231,6 +247,9 @@ def main(argv=None) -> None:
     p.add_argument("--check-from", metavar="DATASET:VARIANT", default=None,
                    help="--check with the budget recorded for another variant of the same task as the candidate")
     p.add_argument("--plan", action="store_true", help="say what is done and what would train; train nothing")
+    p.add_argument("--from-store", action="store_true",
+                   help="write the page from the finished runs only (rungs not trained are named and left out); "
+                        "train nothing")
     p.add_argument("--list", action="store_true", help="list the variants behind the claims and exit")
     p.add_argument("--record", action="store_true", help="write a converged budget to the budgets file")
     p.add_argument("--results", default="results")
@@ -265,7 +284,8 @@ def main(argv=None) -> None:
         archive.export_runs(ResultsStore(cfg.results_dir), a.archive, [cfg.config_hash()])
 
     points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
-                                    a.all, train=not a.plan, on_rung=None if a.plan else write, check=a.check,
+                                    a.all, train=not (a.plan or a.from_store),
+                                    on_rung=None if a.plan or a.from_store else write, check=a.check,
                                     after_run=keep if a.archive else None)
     if a.plan:
         todo = points[~points["done"]]

@@ -64,6 +64,14 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--plan"] + out)
     assert "4 of 6 runs to train, 12 one-AU steps" in capsys.readouterr().out   # folds 2 and 3 at 2 and 4 steps
+    tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--from-store"] + out)
+    _, others, _ = tool.ladder_runs("smoke", "bp4d", "occurrence", "renet", (2, 3), below=0, above=1, anchor=2)
+    assert [p.stat().st_mtime_ns for p in done] == stamps               # the page from what is done, no training
+    assert not any(store.is_done(c.config_hash()) for rung in others for c in rung)
+    page = (tmp_path / "results" / f"{name}.md").read_text()
+    assert "**Rungs not finished on every fold: 2, 4.** The mean and the rule leave them out" in page
+    assert "**Budget: unknown**" in page and f"| 2 | {points['best_val'][0]:.3f} |  |  |  |" in page
+    capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--check", "--plan"] + out)   # a candidate and its horizon (fold 1 at 2 done)
     assert "ladder [2, 10]; 5 of 6 runs to train" in capsys.readouterr().out
     demo = tool.variant_configs("demo", "bp4d", "occurrence", "renet", [1])[0]
