@@ -198,7 +198,9 @@ def figure(points: pd.DataFrame, budget, title: str, path: Path) -> Path:
     for fold, pts in curves(points).items():
         ax.plot(*zip(*pts), marker=".", lw=0.8, alpha=0.6, label=f"fold {fold}")
     if budget.curve and budget.peak is not None:
-        ax.plot(*zip(*budget.curve), marker="o", lw=2.2, color="black", label="mean over folds")
+        mean = dict(budget.curve)   # NaN at rungs not finished on every fold: the line breaks there
+        steps = sorted(int(x) for x in points["steps"].unique())
+        ax.plot(steps, [mean.get(x, math.nan) for x in steps], marker="o", lw=2.2, color="black", label="mean over folds")
         ax.axhspan(budget.peak - budget.margin, budget.peak, color="grey", alpha=0.2, label=f"within {budget.margin:g}")
     if budget.converged:
         ax.axvline(budget.steps, color="tab:red", ls="--", label=f"budget {budget.steps}")
