@@ -269,14 +269,15 @@ def main(argv=None) -> None:
     name = f"convergence_{a.dataset}_{a.task}_{a.variant}"
     command = " ".join(sys.argv[1:] if argv is None else argv)
 
-    store_dir = variant_configs(a.profile, a.dataset, a.task, a.variant, folds[:1])[0].results_dir
+    base = variant_configs(a.profile, a.dataset, a.task, a.variant, folds[:1])[0]   # its store; the budget's key
+    train = not (a.plan or a.from_store)
 
     def write(points, budget, rungs) -> str:
         results, figures = Path(a.results), Path(a.figures)
         results.mkdir(parents=True, exist_ok=True)
         figures.mkdir(parents=True, exist_ok=True)
         to_csv_atomic(points, results / f"{name}.csv", index=False)
-        made_in = environments(points, store_dir)
+        made_in = environments(points, base.results_dir)
         page = render(points, budget, a.profile, a.dataset, a.task, a.variant, rungs, name, command, a.check, made_in)
         write_text_atomic(results / f"{name}.md", page)
         figure(points, budget, f"{a.variant}, {a.dataset} {a.task}: {budget.status}", figures / f"{name}.png")
@@ -286,8 +287,7 @@ def main(argv=None) -> None:
         archive.export_runs(ResultsStore(cfg.results_dir), a.archive, [cfg.config_hash()])
 
     points, budget, rungs = measure(a.profile, a.dataset, a.task, a.variant, folds, a.below, a.above, a.anchor,
-                                    a.all, train=not (a.plan or a.from_store),
-                                    on_rung=None if a.plan or a.from_store else write, check=a.check,
+                                    a.all, train=train, on_rung=write if train else None, check=a.check,
                                     after_run=keep if a.archive else None)
     if a.plan:
         todo = points[~points["done"]]
@@ -298,8 +298,7 @@ def main(argv=None) -> None:
         return
     print(write(points, budget, rungs))
     if a.record and budget.converged:
-        cfg = variant_configs(a.profile, a.dataset, a.task, a.variant, folds)[0]
-        print(f"recorded in {record_budget(a.profile, cfg, budget.steps, f'results/{name}.md')}")
+        print(f"recorded in {record_budget(a.profile, base, budget.steps, f'results/{name}.md')}")
 
 
 if __name__ == "__main__":
