@@ -96,7 +96,7 @@ def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3)
     rungs, runs, _ = ladder_runs(profile, dataset, task, variant, folds, below, above, anchor, check, roots)
     margin = convergence.margin_for(task)
     records, budget = [], None
-    for steps, configs in zip(rungs, runs):
+    for i, (steps, configs) in enumerate(zip(rungs, runs)):
         for at in configs:
             if train:
                 print(f"{variant} on {dataset} ({task}), fold {at.fold}, {steps} steps [run {at.config_hash()}]",
@@ -107,10 +107,24 @@ def measure(profile: str, dataset: str, task: str, variant: str, folds=(1, 2, 3)
             records.append(point(at))
         budget = convergence.converged_budget(curves(pd.DataFrame(records)), margin, min_folds=convergence.MIN_FOLDS)
         if on_rung is not None:
-            on_rung(pd.DataFrame.from_records(records), budget, rungs)
+            on_rung(*page_so_far(records, runs[i + 1:], budget, margin), rungs)
         if train and budget.converged and not every:
             break
     return pd.DataFrame.from_records(records), budget, rungs
+
+
+def page_so_far(records: list[dict], later, budget, margin: float):
+    """``(points, budget)`` of a page written mid-ladder: the rungs climbed so far, and every later
+    rung with a run already finished (a fold trained in an earlier sitting, or on another machine),
+    all its folds listed so that the unfinished ones are named as gaps; the budget is the rule's on
+    what the page shows. Without this, a page rewritten as the climb reaches a rung half done would
+    lose that rung's finished folds until the whole rung is done."""
+    ahead = [[point(at) for at in configs] for configs in later]
+    ahead = [p for rung in ahead if any(p["done"] for p in rung) for p in rung]
+    if not ahead:
+        return pd.DataFrame.from_records(records), budget
+    shown = pd.DataFrame.from_records(records + ahead)
+    return shown, convergence.converged_budget(curves(shown), margin, min_folds=convergence.MIN_FOLDS)
 
 
 def curves(points: pd.DataFrame) -> dict[int, list[tuple[int, float]]]:

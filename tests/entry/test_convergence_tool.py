@@ -56,10 +56,10 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     assert made_in in tool.render(points, mine, "smoke", "bp4d", "occurrence", "renet", [2, 4], name, made_in=made_in)
     assert tool.environments(points.assign(done=False), base.results_dir) == ""
 
-    seen = []                                                          # the page is written after each rung
+    seen = []                                # the page is written after each rung, with every finished run
     tool.measure("smoke", "bp4d", "occurrence", "renet", [1], below=0, above=1, anchor=2, every=True,
                  on_rung=lambda points, budget, rungs: seen.append(list(points["steps"])))
-    assert seen == [[2], [2, 4]]
+    assert seen == [[2, 4], [2, 4]]
 
     capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--below", "0", "--above", "1", "--plan"] + out)
@@ -74,6 +74,10 @@ def test_the_tool_trains_its_ladder_as_study_runs_and_applies_the_rule(tmp_path,
     capsys.readouterr()
     tool.main(["--profile", "smoke", "--anchor", "2", "--check", "--plan"] + out)   # a candidate and its horizon (fold 1 at 2 done)
     assert "ladder [2, 10]; 5 of 6 runs to train" in capsys.readouterr().out
+    _, (low, high), _ = tool.ladder_runs("smoke", "bp4d", "occurrence", "renet", (1, 2), below=0, above=1, anchor=2)
+    shown, _ = tool.page_so_far([tool.point(low[0])], [high], None, 0.01)   # mid-ladder: fold 1 of 4 is done
+    assert list(shown["steps"]) == [2, 4, 4] and list(shown["done"]) == [True, True, False]
+    assert "**Rungs not finished on every fold: 4.**" in tool.gaps_text(shown, 0.01)
     demo = tool.variant_configs("demo", "bp4d", "occurrence", "renet", [1])[0]
     assert tool.check_rungs(demo, 5, 4225) == [4225, 14265]
     assert tool.ladder(demo, 5, 1250, below=0, above=6)[3:] == [4225, 6340, 9510, 14265]   # the same runs
