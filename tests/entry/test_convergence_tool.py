@@ -113,3 +113,31 @@ def test_the_long_computation_measures_every_variant_behind_a_claim_once():
     checks = [i for i, s in enumerate(specs) if "--check-from" in s]
     assert checks and all(specs[i][specs[i].index("--check-from") + 1] == "bp4d:renet" for i in checks)
     assert listed.index(("bp4d", "occurrence", "renet")) < min(checks)
+
+
+def test_converged_so_far_switches_per_run_budgets_for_its_block_only_and_names_the_runs(load_tool):
+    """tools/converged_so_far.py: the profile's switch is on inside the block and restored after it,
+    an error included; the page shows a converged claim with the runs behind it, and a claim at its
+    budgets that the store could not score under its own heading, never as a verdict."""
+    from renet_core.study import budgets
+
+    tool = load_tool("converged_so_far")
+    assert not budgets.per_run_budgets("demo")
+    with pytest.raises(RuntimeError), tool.per_run_budgets("demo"):
+        assert budgets.per_run_budgets("demo")
+        raise RuntimeError("boom")
+    assert not budgets.per_run_budgets("demo")
+
+    claim = "RE-Net beats ResNet-18 on BP4D (Table 1)"
+    silhouette = "Fig. 3 silhouette claim"
+    done = pd.DataFrame([{"claim": claim, "metric": "F1", "difference": 1.9, "ci_low": -3.7, "ci_high": 7.5,
+                          "folds": 3, "se_test_sampling": 1.0, "val_gap": 0.019, "converged": True,
+                          "convergence": "yes", "verdict": "inconclusive", "data": "synthetic"}])
+    behind = {claim: [("renet", 1, 14265, "aaaa"), ("resnet18", 1, 550, "bbbb")],
+              silhouette: [("renet", 1, 14265, "aaaa")]}
+    text = tool.page(done, behind, "demo", [silhouette])
+    assert "| RE-Net beats ResNet-18 on BP4D (Table 1) | F1 | +1.9 | [-3.7, +7.5] | 3 |" in text
+    assert "renet fold 1, 14265 one-AU steps, run aaaa; resnet18 fold 1, 550 one-AU steps, run bbbb" in text
+    scored, unscored = text.split("## At their budgets but not scored from the store")
+    assert silhouette not in scored and f"- {silhouette}: renet fold 1, run aaaa" in unscored
+    assert "No claim has all its runs" in tool.page(done.iloc[:0], {}, "demo")
