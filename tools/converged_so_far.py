@@ -37,9 +37,9 @@ def per_run_budgets(profile: str):
 
 def converged_claims(profile: str = "demo", store_dir=None):
     """``(board rows of the converged claims, {claim: [(variant, fold, steps, identity), ...]}, [claim, ...])``:
-    the last, claims whose runs are all at their budgets but that the store cannot score (Fig. 3's
-    silhouette needs the runs' test features, which an imported record leaves out:
-    :mod:`renet_core.engine.archive`)."""
+    the last, claims whose variants all have budgets but that the store cannot score: a run at its
+    budget not trained yet, or records without the test features Fig. 3's silhouette reads (an
+    imported record leaves them out: :mod:`renet_core.engine.archive`)."""
     with per_run_budgets(profile):
         full = board.scoreboard(profile, store_dir)
         runs = board.claim_runs(table_configs(profile, store_dir))
@@ -68,10 +68,10 @@ def page(done, behind, profile: str, unscored=()) -> str:
         lines.append("")
     if unscored:
         lines += ["## At their budgets but not scored from the store", "",
-                  "Every run of these claims is at its budget, but the scoreboard cannot score them from the records "
-                  "there (Fig. 3's silhouette reads the runs' saved test features, which a record imported from "
-                  "`results/archive` leaves out; the converged study retrains such runs or imports them exported with "
-                  "`--features`):", ""]
+                  "Every variant of these claims has its budget measured, but the store cannot score them: a run at "
+                  "its budget is not trained yet, or (Fig. 3's silhouette) its record holds no test features (a record "
+                  "imported from `results/archive` leaves them out; the converged study retrains such runs or imports "
+                  "them exported with `--features`):", ""]
         lines += [f"- {claim}" + (": " + "; ".join(f"{v} fold {f}, run {h}" for v, f, _, h in behind.get(claim, []))
                                   if behind.get(claim) else "") for claim in unscored]
         lines.append("")
