@@ -13,6 +13,7 @@ Examples::
     python -m renet_core predict clip.mp4 photos/ --run RUN_DIR --out aus.csv  # your own faces
     python -m renet_core compare results/ rerun/results/  # a rerun against the committed results
     python -m renet_core archive export --profile demo    # finished runs' records into results/archive/demo
+                                                          # (Fig. 3's runs with their test features)
     python -m renet_core archive import --profile demo    # ... and into this machine's cache
 
 A config is built by ``ExperimentConfig.build`` from: the defaults of ExperimentConfig <
@@ -47,6 +48,7 @@ from renet_core.engine.dryrun import dry_run
 from renet_core.engine.dryrun import summary as dry_run_summary
 from renet_core.model.pretrained import WeightsUnavailableError
 from renet_core.predict import command as predict_command
+from renet_core.study import board
 from renet_core.study import compare as compare_results
 from renet_core.study import dynamics
 
@@ -115,8 +117,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
     a.add_argument("--archive", help="the records' folder (default: results/archive/<profile>)")
     a.add_argument("--results-dir", help="the store (default: $RENET_CACHE/runs/<profile>)")
-    a.add_argument("--features", action="store_true", help="export: keep Fig. 3's test features (~3 MB a RE-Net run)")
+    a.add_argument("--features", action="store_true",
+                   help="export: keep every run's test features (~3 MB a RE-Net run; default: Fig. 3's runs only, "
+                        "Table 1's RE-Net and ResNet-18, so that Fig. 3 is drawn from the records elsewhere)")
     return parser.parse_args(argv)
+
+
+def fig3_runs(profile: str) -> list[str]:
+    """The identities of Fig. 3's runs under ``profile`` (Table 1's RE-Net and ResNet-18, every fold,
+    BP4D from ``$RENET_BP4D`` or its SynthAU twin): the runs whose features an export keeps."""
+    return [cfg.config_hash() for cfg in board.feature_configs(profile)]
 
 
 def _archive(args) -> int:
@@ -125,7 +135,7 @@ def _archive(args) -> int:
     folder = Path(args.archive or Path("results") / "archive" / args.profile)
     try:
         if args.action == "export":
-            written = archive.export_runs(store, folder, features=args.features)
+            written = archive.export_runs(store, folder, features=args.features or fig3_runs(args.profile))
             print(f"{len(written)} run record(s) written to {folder} ({len(archive.finished_runs(store))} "
                   f"finished in {store.root})")
         else:

@@ -9,8 +9,9 @@ nothing it trains from::
         config.json        the full config (its identity is checked on import)
         environment.json   where it computed (processor, libraries, threads)
         predictions.npz    test-set labels and scores (tables are rebuilt from these); Fig. 3's
-                           features only with ``features=True`` (RE-Net's are ~3 MB a run,
-                           the rest of a record ~0.1 MB)
+                           features only for the runs ``features`` names (RE-Net's are ~3 MB a
+                           run, the rest of a record ~0.1 MB; the command line keeps those of
+                           Fig. 3's own runs, Table 1's, by default)
         rows.csv           its rows of the store's results.csv
         done.json          written last: history, steps, seconds, test summary
 
@@ -30,6 +31,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -68,18 +70,44 @@ def _copy_predictions(source: Path, target: Path, features: bool) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+def has_features(predictions: Path) -> bool:
+    """Whether a saved ``predictions.npz`` holds Fig. 3's features (False: none, or no file)."""
+    if not predictions.exists():
+        return False
+    with np.load(predictions, allow_pickle=False) as saved:
+        return "features" in saved.files
+
+
+def featureless(store: ResultsStore, key: str) -> bool:
+    """Whether the finished run ``key`` lacks the test features its config asked for
+    (``save_features`` > 0): a record imported without them (:func:`export_runs`). Such a run
+    serves its tables, but not Fig. 3; it is trained again to give them (``./run_all.sh`` does so
+    before Table 1 reads it: :func:`renet_core.runall.plan.reopen_featureless`)."""
+    run_dir = store.run_dir(key)
+    if not store.is_done(key) or not (run_dir / "predictions.npz").exists():
+        return False
+    try:
+        wanted = int(json.loads((run_dir / "config.json").read_text()).get("save_features") or 0)
+    except (OSError, ValueError):
+        return False
+    return wanted > 0 and not has_features(run_dir / "predictions.npz")
+
+
 def finished_runs(store: ResultsStore) -> list[str]:
     """The identities of the store's finished runs (a ``done.json`` in their folder), sorted."""
     runs = store.root / "runs"
     return sorted(p.parent.name for p in runs.glob(f"*/{DONE}")) if runs.is_dir() else []
 
 
-def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, features: bool = False) -> list[str]:
+def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, features: bool | Iterable[str] = False
+                ) -> list[str]:
     """Copy the records of ``keys`` (default: every finished run of ``store``) into ``archive``,
-    Fig. 3's features left behind unless ``features``; a record already there with the same
-    ``done.json`` is left as it is. Returns the identities written. A key that is not a finished
-    run of the store is an error naming it."""
+    Fig. 3's features left behind except for the runs ``features`` names (an iterable of
+    identities, or True for all); a record already there with the same ``done.json`` is left as
+    it is, unless it lacks the features it should now carry. Returns the identities written. A key
+    that is not a finished run of the store is an error naming it."""
     archive = Path(archive)
+    keep = (lambda key: True) if features is True else (lambda key, named=frozenset(features or ()): key in named)
     done = finished_runs(store)
     keys = done if keys is None else list(keys)
     missing = sorted(set(keys) - set(done))
@@ -90,7 +118,9 @@ def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, feat
     for key in keys:
         source, target = store.run_dir(key), archive / key
         summary = (source / DONE).read_bytes()
-        if (target / DONE).exists() and (target / DONE).read_bytes() == summary:
+        add_features = keep(key) and has_features(source / "predictions.npz")
+        if ((target / DONE).exists() and (target / DONE).read_bytes() == summary
+                and not (add_features and not has_features(target / "predictions.npz"))):
             continue
         (target / DONE).unlink(missing_ok=True)   # a record being replaced is unfinished meanwhile
         for name in FILES:
@@ -99,7 +129,7 @@ def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, feat
                 values.update(dict.fromkeys(LOCAL_FIELDS))
                 write_bytes_atomic(target / name, json.dumps(values, indent=2, default=str).encode())
             elif name == "predictions.npz" and (source / name).exists():
-                _copy_predictions(source / name, target / name, features)
+                _copy_predictions(source / name, target / name, keep(key))
             elif (source / name).exists():
                 _copy(source / name, target / name)
         to_csv_atomic(rows[rows["config_hash"] == key], target / ROWS, index=False)

@@ -36,7 +36,7 @@ from renet_core.base.io import TIME_FORMAT, write_text_atomic
 from renet_core.engine import PROFILE_NAMES, profile_setting
 from renet_core.runall.index import copy_store_rows, git_commit, write_readme
 from renet_core.runall.jobs import OPT_IN, REPO, discover_jobs, run_jobs, select_jobs
-from renet_core.runall.plan import Reporter, make_plan, progress_line
+from renet_core.runall.plan import Reporter, make_plan, progress_line, reopen_featureless
 from renet_core.runall.records import TOTAL, record_path, records_dir
 from renet_core.runall.pool import train_ahead
 
@@ -113,6 +113,8 @@ def main(argv=None) -> int:
                    "folds": [int(f) for f in args.folds.split(",")] if args.folds else None}
     extra = {k: v for k, v in extra.items() if v is not None}
     names = [j.name for j in discover_jobs(Path(args.notebooks), True)]   # the README keeps opt-in results
+    reopen_featureless([j.name for j in jobs], args.profile, store, folds=extra.get("folds"),
+                       say=lambda line: print(line, flush=True))   # before the plan counts them done
     plan = make_plan([j.name for j in jobs], args.profile, store, folds=extra.get("folds"))
     print(progress_line(plan), flush=True)
     reporter = Reporter(plan, say=lambda line: print(line, flush=True))

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from renet_core.base.io import TIME_FORMAT
-from renet_core.engine import ResultsStore
+from renet_core.engine import ResultsStore, archive
 from renet_core.study import TABLE_OF, spec_configs
+from renet_core.study.board import feature_configs
 from renet_core.study.tables import TABLES
 
 #: The tables each notebook job reproduces (the ``study.reproduce`` calls of the notebooks;
@@ -31,6 +32,32 @@ JOB_TABLES = {
 PREMISE_JOB = "11_relation_premise"
 #: The opt-in predict notebook: Table 2's RE-Net run of fold 1 (renet_core.predict.showcase's defaults).
 PREDICT_JOB = "12_predict"
+
+
+#: The notebook that reads runs' saved test features (Fig. 3 and its silhouette claim).
+FEATURE_JOB = "07_tsne"
+
+
+def reopen_featureless(job_names: Sequence[str], profile: str, store_dir=None, roots: dict | None = None,
+                       folds: Sequence[int] | None = None, say: Callable[[str], None] = print) -> list[str]:
+    """Reopen Fig. 3's runs (:func:`renet_core.study.board.feature_configs`) whose finished record
+    lacks the test features their config saves (imported from an archive without them,
+    :func:`renet_core.engine.archive.featureless`), when the jobs include :data:`FEATURE_JOB`: their
+    ``done.json`` goes, so they are trained again before any notebook reads them and Table 1, Fig. 3
+    and the scoreboard all read the one new record (never a table from one record and the figure
+    from another of the same identity). Their old rows stay in results.csv, unserved, until the run
+    is done again. Returns the identities reopened."""
+    if FEATURE_JOB not in job_names:
+        return []
+    reopened = []
+    for cfg in feature_configs(profile, store_dir, (roots or {}).get("bp4d"), folds):
+        store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+        if archive.featureless(store, key):
+            (store.run_dir(key) / "done.json").unlink()
+            reopened.append(key)
+            say(f"[runall] run {key} ({cfg.method_name()}, fold {cfg.fold}) was imported without its test features, "
+                f"which Fig. 3 reads: it is trained again now, and Table 1 reads the new record too")
+    return reopened
 
 
 @dataclass

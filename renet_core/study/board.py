@@ -18,7 +18,7 @@ from renet_core.engine.execute import stored_rows
 from renet_core.engine.store import is_synthetic
 from renet_core.study import claims
 from renet_core.study.budgets import au_steps, budgets_profile, recorded_budgets
-from renet_core.study.configs import chance_rows, select_rows, table_configs
+from renet_core.study.configs import chance_rows, select_rows, spec_configs, table_configs
 from renet_core.study.convergence import claim_convergence
 from renet_core.study.figures import feature_inputs
 from renet_core.study.preview import notice, preview_mark
@@ -68,10 +68,10 @@ def scoreboard(profile: str, store_dir=None, roots: dict | None = None, **change
     and the validation gap of its dataset and task (``val_gap``, information only)."""
     configs_by_table = table_configs(profile, store_dir, roots, **changes)
     rows_by_table, synthetic = finished_rows(profile, store_dir, roots, configs_by_table, **changes)
-    table1 = configs_by_table["table1"]
+    table1 = configs_by_table[FEATURE_TABLE]
     store = ResultsStore(table1["renet"][0].results_dir)
     features = {}
-    for renet, resnet in zip(table1["renet"], table1["resnet18"]):
+    for renet, resnet in zip(*(table1[key] for key in FEATURE_ROWS)):
         pair = {"renet": renet, "resnet18": resnet}
         if all(store.is_done(c.config_hash()) for c in pair.values()):
             pred = {k: store.load_predictions(c.config_hash()) for k, c in pair.items()}
@@ -112,9 +112,23 @@ def claim_runs(configs_by_table: dict[str, dict]) -> dict[str, list]:
     for c in claims.CLAIMS:
         rows = configs_by_table.get(c.table, {})
         out[c.text] = [cfg for key in (c.better, c.worse) if key not in CHANCE_ENTRIES for cfg in rows.get(key, [])]
-    table1 = configs_by_table.get("table1", {})
-    out[claims.SILHOUETTE_CLAIM] = [cfg for key in ("renet", "resnet18") for cfg in table1.get(key, [])]
+    out[claims.SILHOUETTE_CLAIM] = feature_runs(configs_by_table.get(FEATURE_TABLE, {}))
     return out
+
+
+#: The table whose runs' saved test features Fig. 3 and its silhouette claim read, and its rows.
+FEATURE_TABLE, FEATURE_ROWS = "table1", ("renet", "resnet18")
+
+
+def feature_runs(table1: dict[str, list]) -> list:
+    """The run configs whose saved test features Fig. 3 and its silhouette claim read: Table 1's
+    RE-Net and ResNet-18 rows (``table1``: :func:`renet_core.study.configs.spec_configs`), every fold."""
+    return [cfg for key in FEATURE_ROWS for cfg in table1.get(key, [])]
+
+
+def feature_configs(profile: str, store_dir=None, root: str | None = None, folds=None) -> list:
+    """:func:`feature_runs` under ``profile`` (its folds unless ``folds``; BP4D at ``root``)."""
+    return feature_runs(spec_configs(TABLES[FEATURE_TABLE], profile, root, folds, store_dir))
 
 
 def convergence_marks(runs_by_claim: dict[str, list], profile: str, budgets_path=None) -> dict[str, tuple[bool, str]]:

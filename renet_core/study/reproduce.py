@@ -163,7 +163,8 @@ def tsne_inputs(dataset: str = "bp4d", root: str | None = None, fold: int = 1, *
         if "features" not in pred[model]:
             why = ("saved no features (save_features=0); set save_features > 0" if not cfg.save_features else
                    "holds no features: its record was imported without them (renet_core.engine.archive); export it "
-                   "with 'python -m renet_core archive export --features' where it was trained, or retrain it (force)")
+                   "with 'python -m renet_core archive export --features' where it was trained, or retrain it (force; "
+                   "./run_all.sh does so before Table 1 reads it)")
             raise ValueError(f"run {cfg.config_hash()} {why}")
     out = feature_inputs(pred)
     out["source"] = str(rows["data_source"].iloc[0]) if len(rows) and "data_source" in rows else dataset

@@ -99,6 +99,11 @@ def test_the_command_line_exports_imports_and_names_a_missing_folder(finished, t
         main(["archive", "import", "--results-dir", str(tmp_path / "new"), "--archive", str(tmp_path / "none")])
     with pytest.raises(ValueError, match="no finished run"):
         archive.export_runs(ResultsStore(cfg.results_dir), folder, keys=["ffffffffffffffff"])
+    from renet_core.cli.main import fig3_runs     # what an export keeps features of by default
+    from renet_core.study import board, configs
+
+    table1 = board.claim_runs(configs.table_configs("demo"))[board.claims.SILHOUETTE_CLAIM]
+    assert fig3_runs("demo") == [c.config_hash() for c in table1] and len(table1) == 6
 
 
 def test_fig3_names_a_record_imported_without_its_features(monkeypatch):
@@ -111,3 +116,40 @@ def test_fig3_names_a_record_imported_without_its_features(monkeypatch):
     monkeypatch.setattr(reproduce.ResultsStore, "load_predictions", lambda self, key: {"y_true": np.zeros((2, 12))})
     with pytest.raises(ValueError, match="imported without them .*archive export --features"):
         reproduce.tsne_inputs(profile="smoke")
+
+
+def test_fig3s_runs_keep_their_features_and_a_featureless_copy_is_completed(finished, tmp_path):
+    """Only the runs named keep their features; a record exported without them earlier is
+    rewritten when they are asked for (same done.json), and :func:`archive.featureless` tells an
+    imported featureless record from the run that saved them."""
+    cfg, _ = finished
+    origin, key = ResultsStore(cfg.results_dir), cfg.config_hash()
+    folder = tmp_path / "archive"
+    assert archive.export_runs(origin, folder, features=["ffffffffffffffff"]) == [key]   # not named: left behind
+    assert not archive.has_features(folder / key / "predictions.npz")
+    store = ResultsStore(tmp_path / "elsewhere")
+    archive.import_runs(folder, store)
+    assert archive.featureless(store, key) and not archive.featureless(origin, key)
+    assert archive.export_runs(origin, folder, features=[]) == []                # nothing new to carry
+    assert archive.export_runs(origin, folder, features=[key]) == [key]          # completed with them
+    assert archive.has_features(folder / key / "predictions.npz")
+    assert archive.export_runs(origin, folder, features=[key]) == []
+
+
+def test_run_all_reopens_fig3s_featureless_runs_before_any_notebook_reads_them(finished, tmp_path, monkeypatch):
+    from renet_core.runall import plan
+
+    cfg, _ = finished
+    key = cfg.config_hash()
+    archive.export_runs(ResultsStore(cfg.results_dir), tmp_path / "archive")
+    store = ResultsStore(tmp_path / "elsewhere")
+    archive.import_runs(tmp_path / "archive", store)
+    here = cfg.replace(results_dir=str(store.root))
+    monkeypatch.setattr(plan, "feature_configs", lambda *a, **k: [here])
+    said = []
+    assert plan.reopen_featureless(["01_detection_bp4d"], "smoke", say=said.append) == []   # Fig. 3 not run
+    assert store.is_done(key)
+    assert plan.reopen_featureless(["01_detection_bp4d", plan.FEATURE_JOB], "smoke", say=said.append) == [key]
+    assert not store.is_done(key) and store.done_rows().empty                   # trained again before it is read
+    assert key in said[0] and "without its test features" in said[0]
+    assert toy_run(here).skipped is False and not archive.featureless(store, key)
