@@ -70,8 +70,8 @@ def page(done, behind, profile: str, unscored=()) -> str:
         lines += ["## At their budgets but not scored from the store", "",
                   "Every variant of these claims has its budget measured, but the store cannot score them: a run at "
                   "its budget is not trained yet, or (Fig. 3's silhouette) its record holds no test features (a record "
-                  "imported from `results/archive` leaves them out; the converged study retrains such runs or imports "
-                  "them exported with `--features`):", ""]
+                  "imported from `results/archive` before 2026-12-08 left them out; `./run_all.sh` retrains such runs "
+                  "before Table 1 reads them, and `archive export` now keeps Fig. 3's runs' features):", ""]
         lines += [f"- {claim}" + (": " + "; ".join(f"{v} fold {f}, run {h}" for v, f, _, h in behind.get(claim, []))
                                   if behind.get(claim) else "") for claim in unscored]
         lines.append("")
