@@ -118,9 +118,9 @@ def export_runs(store: ResultsStore, archive: str | os.PathLike, keys=None, feat
     for key in keys:
         source, target = store.run_dir(key), archive / key
         summary = (source / DONE).read_bytes()
-        add_features = keep(key) and has_features(source / "predictions.npz")
-        if ((target / DONE).exists() and (target / DONE).read_bytes() == summary
-                and not (add_features and not has_features(target / "predictions.npz"))):
+        same = (target / DONE).exists() and (target / DONE).read_bytes() == summary
+        lacks = keep(key) and has_features(source / "predictions.npz") and not has_features(target / "predictions.npz")
+        if same and not lacks:
             continue
         (target / DONE).unlink(missing_ok=True)   # a record being replaced is unfinished meanwhile
         for name in FILES:

@@ -53,7 +53,7 @@ def reopen_featureless(job_names: Sequence[str], profile: str, store_dir=None, r
     for cfg in feature_configs(profile, store_dir, (roots or {}).get("bp4d"), folds):
         store, key = ResultsStore(cfg.results_dir), cfg.config_hash()
         if archive.featureless(store, key):
-            (store.run_dir(key) / "done.json").unlink()
+            (store.run_dir(key) / archive.DONE).unlink()
             reopened.append(key)
             say(f"[runall] run {key} ({cfg.method_name()}, fold {cfg.fold}) was imported without its test features, "
                 f"which Fig. 3 reads: it is trained again now, and Table 1 reads the new record too")
